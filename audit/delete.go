@@ -1,0 +1,109 @@
+package audit
+
+import (
+	"reflect"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+	"gorm.io/gorm/schema"
+)
+
+// delete wraps gorm's own delete callback. Statements on models that are not
+// audited go to it unchanged. For audited models it runs the same DELETE (or,
+// for soft-deleted models, the same UPDATE of the deletion column) with
+// RETURNING every column, and records each returned row as a destroy: the
+// statement itself locks and reports exactly the rows it removed, so no read
+// beforehand is needed.
+func (p *Plugin) delete(gormDelete func(*gorm.DB)) func(*gorm.DB) {
+	return func(db *gorm.DB) {
+		m := p.audited(db)
+		if m == nil {
+			gormDelete(db)
+			return
+		}
+		if db.Statement.SQL.Len() != 0 {
+			_ = db.AddError(&WriteError{Type: m.typeName, Action: ActionDestroy, Err: ErrUnsupportedWrite})
+			return
+		}
+		r, err := p.start(db, m, ActionDestroy)
+		if err != nil {
+			_ = db.AddError(err)
+			return
+		}
+		if r.recordsNone() {
+			gormDelete(db)
+			return
+		}
+		p.auditedDelete(db, r)
+	}
+}
+
+func (p *Plugin) auditedDelete(db *gorm.DB, r *recorder) {
+	stmt := db.Statement
+	_, userReturning := stmt.Clauses["RETURNING"]
+	if !userReturning {
+		// Added before the schema's delete clauses: a soft delete builds its
+		// UPDATE as soon as its clause is added.
+		stmt.AddClause(clause.Returning{})
+		defer delete(stmt.Clauses, "RETURNING")
+	}
+	// From here on, gorm's callbacks.Delete, scanning into fresh values.
+	for _, c := range stmt.Schema.DeleteClauses {
+		stmt.AddClause(c)
+	}
+	if stmt.SQL.Len() == 0 {
+		stmt.AddClauseIfNotExists(clause.Delete{})
+		addPrimaryKeyConditions(stmt, stmt.ReflectValue)
+		if stmt.ReflectValue.CanAddr() && stmt.Dest != stmt.Model && stmt.Model != nil {
+			addPrimaryKeyConditions(stmt, reflect.ValueOf(stmt.Model))
+		}
+		stmt.AddClauseIfNotExists(clause.From{})
+		stmt.Build(stmt.BuildClauses...)
+	}
+	if hasMissingWhere(db) {
+		_ = db.AddError(gorm.ErrMissingWhereClause)
+		return
+	}
+	if db.DryRun || db.Error != nil {
+		return
+	}
+	rows, err := stmt.ConnPool.QueryContext(r.ctx, stmt.SQL.String(), stmt.Vars...)
+	if err != nil {
+		_ = db.AddError(err)
+		return
+	}
+	gone, err := scanRecords(r.ctx, rows, r.m.schema)
+	if err != nil {
+		_ = db.AddError(err)
+		return
+	}
+	db.RowsAffected = int64(len(gone))
+	if stmt.Result != nil {
+		stmt.Result.RowsAffected = db.RowsAffected
+	}
+	if userReturning {
+		deliverReturning(db, gone)
+	}
+	for _, rv := range gone {
+		if !r.wants(rv) {
+			continue
+		}
+		changes, err := r.m.snapshot(r.ctx, rv)
+		if err != nil {
+			r.fail(err)
+			return
+		}
+		r.add(rv, changes)
+	}
+	r.flush()
+}
+
+// addPrimaryKeyConditions restricts a delete to the primary keys held by rv,
+// as gorm does for db.Delete(&record).
+func addPrimaryKeyConditions(stmt *gorm.Statement, rv reflect.Value) {
+	_, values := schema.GetIdentityFieldValuesMap(stmt.Context, rv, stmt.Schema.PrimaryFields)
+	column, queryValues := schema.ToQueryValues(stmt.Table, stmt.Schema.PrimaryFieldDBNames, values)
+	if len(queryValues) > 0 {
+		stmt.AddClause(clause.Where{Exprs: []clause.Expression{clause.IN{Column: column, Values: queryValues}}})
+	}
+}

@@ -1,0 +1,25 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+
+	"gorm.io/gorm"
+)
+
+// Migrate creates or updates the audit tables (audits and audit_accounts)
+// and their indexes. It is safe to run on every start.
+//
+// The audits table has these indexes:
+//
+//   - UNIQUE (auditable_type, auditable_id, version): a record's history in
+//     order, and the guarantee that no version repeats;
+//   - (account_id, id): an account's log in insertion order;
+//   - (account_id, created_at): an account's log by time;
+//   - (associated_type, associated_id): a runbook's steps' rows.
+func Migrate(ctx context.Context, db *gorm.DB) error {
+	if err := db.WithContext(ctx).AutoMigrate(&Audit{}, &AccountStatus{}); err != nil {
+		return fmt.Errorf("audit: migrate: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,298 @@
+package audit
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/schema"
+)
+
+// PluginName is the name the plugin registers under in gorm.Config.Plugins.
+const PluginName = "gormaudit:audit"
+
+// Config configures a [Plugin]. Only Models is required.
+type Config struct {
+	// Models lists the audited models. Writes to any other model are left
+	// untouched.
+	Models []Model
+
+	// RequireActor makes a write to an audited model fail with [ErrNoActor],
+	// rolling it back, when its context has no [Actor]. Defaults to false:
+	// such writes are audited with an empty user_id.
+	RequireActor bool
+
+	// EnabledAccountsOnly records audits only for accounts enabled with
+	// [EnableAccount]; writes of other accounts produce no audit rows.
+	// Defaults to false: every account is audited.
+	EnabledAccountsOnly bool
+
+	// AccountRefresh is how long the plugin trusts its in-memory copy of the
+	// enabled accounts before re-reading it, in the transaction of the next
+	// audited write. [EnableAccount] and [DisableAccount] called on a
+	// database using this plugin take effect at once in this process; made
+	// elsewhere, they take effect here within AccountRefresh. Defaults to 10
+	// seconds. Only used with EnabledAccountsOnly.
+	AccountRefresh time.Duration
+
+	// Now returns the time stamped on audit rows. Defaults to time.Now.
+	Now func() time.Time
+}
+
+// Model registers one audited model.
+type Model struct {
+	// Value is a pointer to the model, such as &runbooks.Step{}. Its primary
+	// key must be a single column.
+	Value any
+	// Type is the auditable_type written on its rows, such as
+	// "Runbooks::Step". Defaults to the Go type's name.
+	Type string
+	// Ignore lists columns never audited, beyond those never audited for
+	// any model: the primary key, created_at and updated_at.
+	Ignore []string
+	// Redact lists columns whose values are recorded as [RedactedValue].
+	// A change to such a column is still recorded, without its values.
+	Redact []string
+	// AccountColumn is the integer column holding the record's tenant,
+	// copied to account_id. Defaults to "account_id"; a model without that
+	// column is audited with account 0.
+	AccountColumn string
+	// AssociatedType and AssociatedColumn name the record this one belongs
+	// to, such as a step's runbook ("Runbooks::Runbook", "runbook_id").
+	AssociatedType   string
+	AssociatedColumn string
+}
+
+// RedactedValue replaces the values of redacted columns in audited_changes.
+const RedactedValue = "[REDACTED]"
+
+// Plugin is the gorm plugin that writes audit rows. Create it with [New] and
+// register it with db.Use.
+type Plugin struct {
+	cfg         Config
+	models      map[reflect.Type]*model
+	byType      map[string]*model
+	accounts    accountCache
+	forUpdate   bool // the dialect supports SELECT ... FOR UPDATE
+	initialized atomic.Bool
+}
+
+var _ gorm.Plugin = (*Plugin)(nil)
+
+// New returns a plugin for cfg. The configuration is checked when the plugin
+// is registered with db.Use, which returns a *[ConfigError] if it is invalid.
+func New(cfg Config) *Plugin {
+	if cfg.AccountRefresh <= 0 {
+		cfg.AccountRefresh = 10 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Plugin{cfg: cfg, accounts: accountCache{ttl: cfg.AccountRefresh}}
+}
+
+// Name implements gorm.Plugin.
+func (p *Plugin) Name() string { return PluginName }
+
+// Initialize implements gorm.Plugin: it resolves the registered models against
+// db's naming strategy and registers the create, update and delete callbacks.
+// A plugin serves one *gorm.DB; initializing it twice is an error.
+func (p *Plugin) Initialize(db *gorm.DB) error {
+	if !p.initialized.CompareAndSwap(false, true) {
+		return &ConfigError{Field: "Plugin", Reason: "already initialized; use one audit.New per *gorm.DB"}
+	}
+	switch name := db.Dialector.Name(); name {
+	case "postgres":
+		p.forUpdate = true
+	case "sqlite":
+	default:
+		return &ConfigError{Field: "Dialector", Reason: fmt.Sprintf("%q is not supported (postgres, sqlite)", name)}
+	}
+	for _, chain := range [][]string{db.Callback().Create().Clauses, db.Callback().Update().Clauses, db.Callback().Delete().Clauses} {
+		if !slices.Contains(chain, "RETURNING") {
+			return &ConfigError{Field: "Dialector", Reason: "RETURNING must be enabled (postgres.Config.WithoutReturning is not supported)"}
+		}
+	}
+	if err := p.resolveModels(db); err != nil {
+		return err
+	}
+	return p.registerCallbacks(db)
+}
+
+// model is a registered model resolved against its gorm schema.
+type model struct {
+	typeName   string
+	schema     *schema.Schema
+	pk         *schema.Field
+	fields     []*schema.Field // audited columns, in schema order
+	redact     map[string]bool
+	account    *schema.Field // nil: account 0
+	assocType  string
+	assocField *schema.Field
+}
+
+func (p *Plugin) resolveModels(db *gorm.DB) error {
+	if len(p.cfg.Models) == 0 {
+		return &ConfigError{Field: "Models", Reason: "no models registered"}
+	}
+	p.models = make(map[reflect.Type]*model, len(p.cfg.Models))
+	p.byType = make(map[string]*model, len(p.cfg.Models))
+	for i, m := range p.cfg.Models {
+		field := fmt.Sprintf("Models[%d]", i)
+		if m.Value == nil {
+			return &ConfigError{Field: field + ".Value", Reason: "is nil"}
+		}
+		stmt := &gorm.Statement{DB: db}
+		if err := stmt.Parse(m.Value); err != nil {
+			return &ConfigError{Field: field + ".Value", Reason: err.Error()}
+		}
+		sch := stmt.Schema
+		rm := &model{typeName: m.Type, schema: sch, redact: map[string]bool{}}
+		if rm.typeName == "" {
+			rm.typeName = sch.ModelType.Name()
+		}
+		if _, dup := p.byType[rm.typeName]; dup {
+			return &ConfigError{Field: field + ".Type", Reason: fmt.Sprintf("%q registered twice", rm.typeName)}
+		}
+		if _, dup := p.models[sch.ModelType]; dup {
+			return &ConfigError{Field: field + ".Value", Reason: fmt.Sprintf("%s registered twice", sch.ModelType)}
+		}
+		if len(sch.PrimaryFields) != 1 {
+			return &ConfigError{Field: field + ".Value", Reason: fmt.Sprintf("%s must have exactly one primary key column", sch.ModelType)}
+		}
+		rm.pk = sch.PrimaryFields[0]
+		column := func(setting, name string) (*schema.Field, error) {
+			f := sch.LookUpField(name)
+			if f == nil || f.DBName == "" {
+				return nil, &ConfigError{Field: field + "." + setting, Reason: fmt.Sprintf("%s has no column %q", sch.Table, name)}
+			}
+			return f, nil
+		}
+		ignore := map[string]bool{}
+		for _, c := range m.Ignore {
+			f, err := column("Ignore", c)
+			if err != nil {
+				return err
+			}
+			ignore[f.DBName] = true
+		}
+		for _, c := range m.Redact {
+			f, err := column("Redact", c)
+			if err != nil {
+				return err
+			}
+			rm.redact[f.DBName] = true
+		}
+		accountColumn := m.AccountColumn
+		if accountColumn == "" {
+			accountColumn = "account_id"
+		}
+		if f := sch.LookUpField(accountColumn); f != nil && f.DBName != "" {
+			if !isInteger(f.FieldType) {
+				return &ConfigError{Field: field + ".AccountColumn", Reason: fmt.Sprintf("%s.%s is not an integer", sch.Table, f.DBName)}
+			}
+			rm.account = f
+		} else if m.AccountColumn != "" {
+			return &ConfigError{Field: field + ".AccountColumn", Reason: fmt.Sprintf("%s has no column %q", sch.Table, m.AccountColumn)}
+		}
+		if (m.AssociatedType == "") != (m.AssociatedColumn == "") {
+			return &ConfigError{Field: field + ".AssociatedType", Reason: "AssociatedType and AssociatedColumn go together"}
+		}
+		if m.AssociatedColumn != "" {
+			f, err := column("AssociatedColumn", m.AssociatedColumn)
+			if err != nil {
+				return err
+			}
+			rm.assocType, rm.assocField = m.AssociatedType, f
+		}
+		for _, f := range sch.Fields {
+			if f.DBName == "" || f.PrimaryKey || ignore[f.DBName] || f.AutoCreateTime != 0 || f.AutoUpdateTime != 0 ||
+				f.DBName == "created_at" || f.DBName == "updated_at" {
+				continue
+			}
+			rm.fields = append(rm.fields, f)
+		}
+		p.models[sch.ModelType] = rm
+		p.byType[rm.typeName] = rm
+	}
+	return nil
+}
+
+func isInteger(t reflect.Type) bool {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return true
+	}
+	return false
+}
+
+func (p *Plugin) registerCallbacks(db *gorm.DB) error {
+	create := db.Callback().Create()
+	if err := create.After("gorm:before_create").Before("gorm:create").
+		Register(PluginName+":before_create", p.beforeCreate); err != nil {
+		return fmt.Errorf("audit: register create callback: %w", err)
+	}
+	// After the INSERT and inside its transaction: a callback registered only
+	// After("gorm:create") would be sorted after the commit.
+	if err := create.After("gorm:create").Before("gorm:save_after_associations").
+		Register(PluginName+":create", p.afterCreate); err != nil {
+		return fmt.Errorf("audit: register create callback: %w", err)
+	}
+	update := db.Callback().Update()
+	gormUpdate := update.Get("gorm:update")
+	if gormUpdate == nil {
+		return &ConfigError{Field: "Dialector", Reason: "gorm:update callback is missing"}
+	}
+	if err := update.Replace("gorm:update", p.update(gormUpdate)); err != nil {
+		return fmt.Errorf("audit: replace update callback: %w", err)
+	}
+	del := db.Callback().Delete()
+	gormDelete := del.Get("gorm:delete")
+	if gormDelete == nil {
+		return &ConfigError{Field: "Dialector", Reason: "gorm:delete callback is missing"}
+	}
+	if err := del.Replace("gorm:delete", p.delete(gormDelete)); err != nil {
+		return fmt.Errorf("audit: replace delete callback: %w", err)
+	}
+	return nil
+}
+
+// audited returns the registered model a statement writes, or nil when the
+// statement is not to be audited.
+func (p *Plugin) audited(db *gorm.DB) *model {
+	if db.Error != nil || db.Statement.Schema == nil || db.Statement.Table == TableName {
+		return nil
+	}
+	return p.models[db.Statement.Schema.ModelType]
+}
+
+// TypeOf returns the auditable type registered for a model value, such as
+// "Runbooks::Step" for *runbooks.Step.
+func (p *Plugin) TypeOf(value any) (string, bool) {
+	t := reflect.TypeOf(value)
+	for t != nil && (t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice) {
+		t = t.Elem()
+	}
+	m, ok := p.models[t]
+	if !ok {
+		return "", false
+	}
+	return m.typeName, true
+}
+
+// FromDB returns the plugin registered on db, if any.
+func FromDB(db *gorm.DB) (*Plugin, bool) {
+	pl, ok := db.Config.Plugins[PluginName]
+	if !ok {
+		return nil, false
+	}
+	p, ok := pl.(*Plugin)
+	return p, ok
+}

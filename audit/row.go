@@ -1,0 +1,167 @@
+package audit
+
+import (
+	"database/sql/driver"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/schema"
+)
+
+// Action is what happened to an audited record.
+type Action string
+
+// The actions an audit row can record.
+const (
+	ActionCreate  Action = "create"
+	ActionUpdate  Action = "update"
+	ActionDestroy Action = "destroy"
+)
+
+// Valid reports whether a is one of the three recorded actions.
+func (a Action) Valid() bool {
+	return a == ActionCreate || a == ActionUpdate || a == ActionDestroy
+}
+
+// TableName is the name of the table audit rows are written to.
+const TableName = "audits"
+
+// Audit is one row of the audit log: one create, update or destroy of one
+// record. Its JSON form is the well-known audit-row format (see the package
+// documentation).
+type Audit struct {
+	// ID orders rows by insertion. It is not a commit order on PostgreSQL.
+	ID int64 `gorm:"primaryKey;autoIncrement;index:idx_audits_account_id,priority:2" json:"id"`
+	// AccountID is the tenant the audited record belongs to.
+	AccountID int64 `gorm:"not null;default:0;index:idx_audits_account_id,priority:1;index:idx_audits_account_created,priority:1" json:"account_id"`
+	// AuditableID is the audited record's primary key, as text.
+	AuditableID string `gorm:"size:255;not null;uniqueIndex:idx_audits_auditable_version,priority:2" json:"auditable_id"`
+	// AuditableType is the audited model's registered type name, such as
+	// "Runbooks::Step".
+	AuditableType string `gorm:"size:255;not null;uniqueIndex:idx_audits_auditable_version,priority:1" json:"auditable_type"`
+	// AssociatedID and AssociatedType name the record this one belongs to
+	// (a step's runbook), so that a parent's history can include its
+	// children's rows. Empty when the model has no association.
+	AssociatedID   string `gorm:"size:255;not null;default:'';index:idx_audits_associated,priority:2" json:"associated_id"`
+	AssociatedType string `gorm:"size:255;not null;default:'';index:idx_audits_associated,priority:1" json:"associated_type"`
+	// UserID and UserType identify the actor from the context ([WithActor]).
+	UserID   string `gorm:"size:255;not null;default:''" json:"user_id"`
+	UserType string `gorm:"size:255;not null;default:''" json:"user_type"`
+	// Action is create, update or destroy.
+	Action Action `gorm:"size:16;not null" json:"action"`
+	// AuditedChanges is {column: value} for create and destroy and
+	// {column: [old, new]} for update.
+	AuditedChanges Changes `gorm:"not null" json:"audited_changes"`
+	// Version is 1 for a record's first audit and grows by one with each
+	// audit of that record.
+	Version int `gorm:"not null;uniqueIndex:idx_audits_auditable_version,priority:3" json:"version"`
+	// Comment, RemoteAddress and RequestUUID come from the context
+	// ([WithComment], [WithRequest]).
+	Comment       string `gorm:"not null;default:''" json:"comment"`
+	RemoteAddress string `gorm:"size:255;not null;default:''" json:"remote_address"`
+	RequestUUID   string `gorm:"size:255;not null;default:''" json:"request_uuid"`
+	// CreatedAt is when the audited change was written, in UTC.
+	CreatedAt time.Time `gorm:"not null;index:idx_audits_account_created,priority:2" json:"created_at"`
+}
+
+// TableName implements gorm's Tabler.
+func (Audit) TableName() string { return TableName }
+
+// Changes is the audited_changes column: each audited column's value (create,
+// destroy) or its [old, new] pair (update), as JSON.
+type Changes map[string]json.RawMessage
+
+// Value implements driver.Valuer: the changes as a JSON text.
+func (c Changes) Value() (driver.Value, error) {
+	if c == nil {
+		return "{}", nil
+	}
+	b, err := json.Marshal(map[string]json.RawMessage(c))
+	if err != nil {
+		return nil, fmt.Errorf("audit: encode audited_changes: %w", err)
+	}
+	return string(b), nil
+}
+
+// Scan implements sql.Scanner.
+func (c *Changes) Scan(src any) error {
+	var b []byte
+	switch v := src.(type) {
+	case nil:
+		*c = nil
+		return nil
+	case string:
+		b = []byte(v)
+	case []byte:
+		b = v
+	default:
+		return fmt.Errorf("audit: scan audited_changes from %T", src)
+	}
+	m := map[string]json.RawMessage{}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("audit: decode audited_changes: %w", err)
+	}
+	*c = m
+	return nil
+}
+
+// GormDBDataType stores the changes as jsonb on PostgreSQL and as JSON text
+// elsewhere.
+func (Changes) GormDBDataType(db *gorm.DB, _ *schema.Field) string {
+	if db.Dialector.Name() == "postgres" {
+		return "jsonb"
+	}
+	return "json"
+}
+
+// Pair returns the old and new values of an update's column. ok is false when
+// the column is absent or is not an [old, new] pair.
+func (c Changes) Pair(column string) (old, new json.RawMessage, ok bool) {
+	raw, present := c[column]
+	if !present {
+		return nil, nil, false
+	}
+	var pair []json.RawMessage
+	if err := json.Unmarshal(raw, &pair); err != nil || len(pair) != 2 {
+		return nil, nil, false
+	}
+	return pair[0], pair[1], true
+}
+
+// MarshalJSON renders created_at as RFC 3339 in UTC with milliseconds, like
+// the hosted endpoint.
+func (a Audit) MarshalJSON() ([]byte, error) {
+	type plain Audit
+	return json.Marshal(struct {
+		plain
+		CreatedAt string `json:"created_at"`
+	}{plain: plain(a), CreatedAt: a.CreatedAt.UTC().Format(TimeFormat)})
+}
+
+// UnmarshalJSON reads the form MarshalJSON writes.
+func (a *Audit) UnmarshalJSON(b []byte) error {
+	type plain Audit
+	var v struct {
+		plain
+		CreatedAt string `json:"created_at"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*a = Audit(v.plain)
+	if v.CreatedAt != "" {
+		t, err := time.Parse(time.RFC3339Nano, v.CreatedAt)
+		if err != nil {
+			return errors.New("audit: created_at is not RFC 3339: " + v.CreatedAt)
+		}
+		a.CreatedAt = t
+	}
+	return nil
+}
+
+// TimeFormat is how an audit row's created_at is rendered in JSON: RFC 3339,
+// UTC, milliseconds.
+const TimeFormat = "2006-01-02T15:04:05.000Z07:00"

@@ -1,0 +1,130 @@
+package audit
+
+import (
+	"context"
+	"reflect"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// recorder collects the audit rows of one write statement and inserts them,
+// in the statement's transaction, with one INSERT per batch of rows.
+type recorder struct {
+	p       *Plugin
+	m       *model
+	db      *gorm.DB
+	ctx     context.Context
+	action  Action
+	who     Audit               // context-derived columns and created_at
+	enabled map[int64]time.Time // nil: every account is recorded
+	rows    []Audit
+}
+
+// start checks that the statement can be audited and prepares its recorder.
+// It runs before the write reaches the database, so that a refusal leaves
+// nothing behind.
+func (p *Plugin) start(db *gorm.DB, m *model, action Action) (*recorder, error) {
+	if _, inTx := db.Statement.ConnPool.(gorm.TxCommitter); !inTx {
+		return nil, &WriteError{Type: m.typeName, Action: action,
+			Err: errNotInTransaction}
+	}
+	r := &recorder{p: p, m: m, db: db, ctx: db.Statement.Context, action: action}
+	if hasActor := who(r.ctx, &r.who); !hasActor && p.cfg.RequireActor {
+		return nil, ErrNoActor
+	}
+	r.who.CreatedAt = p.cfg.Now().UTC().Truncate(time.Microsecond)
+	if p.cfg.EnabledAccountsOnly {
+		enabled, err := p.accounts.enabled(db, r.who.CreatedAt)
+		if err != nil {
+			return nil, &WriteError{Type: m.typeName, Action: action, Err: err}
+		}
+		r.enabled = enabled
+	}
+	return r, nil
+}
+
+// recordsNone reports whether no record of this statement can be audited,
+// so that the write may run exactly as plain gorm would run it.
+func (r *recorder) recordsNone() bool {
+	return r.enabled != nil && len(r.enabled) == 0
+}
+
+// wants reports whether changes to record rv are recorded: its account is
+// enabled, or gating is off.
+func (r *recorder) wants(rv reflect.Value) bool {
+	if r.enabled == nil {
+		return true
+	}
+	_, ok := r.enabled[r.m.accountOf(r.ctx, rv)]
+	return ok
+}
+
+// add queues one audit row for record rv.
+func (r *recorder) add(rv reflect.Value, changes Changes) {
+	a := r.who
+	a.AccountID = r.m.accountOf(r.ctx, rv)
+	a.AuditableType = r.m.typeName
+	a.AuditableID = key(r.ctx, r.m.pk, rv)
+	if r.m.assocField != nil {
+		if id := key(r.ctx, r.m.assocField, rv); id != "" {
+			a.AssociatedType, a.AssociatedID = r.m.assocType, id
+		}
+	}
+	a.Action = r.action
+	a.AuditedChanges = changes
+	r.rows = append(r.rows, a)
+}
+
+// fail reports err as the statement's error, wrapped with what failed.
+func (r *recorder) fail(err error) {
+	_ = r.db.AddError(&WriteError{Type: r.m.typeName, Action: r.action, Err: err})
+}
+
+// insertBatch bounds the rows of one INSERT: 16 parameters a row stays well
+// under PostgreSQL's 65535 and SQLite's 32766 parameters per statement.
+const insertBatch = 1000
+
+const insertSQL = `INSERT INTO "audits" ("account_id","auditable_id","auditable_type","associated_id","associated_type",` +
+	`"user_id","user_type","action","audited_changes","version","comment","remote_address","request_uuid","created_at") VALUES `
+
+// A record's next version is computed in the INSERT itself. Updates and
+// deletes lock the record's row before this runs, and the unique index on
+// (auditable_type, auditable_id, version) rejects any duplicate that could
+// still slip through, so versions are gapless and unique.
+const insertRowSQL = `(?,?,?,?,?,?,?,?,?,(SELECT COALESCE(MAX("version"),0)+1 FROM "audits" WHERE "auditable_type" = ? AND "auditable_id" = ?),?,?,?,?)`
+
+// flush writes the queued rows.
+func (r *recorder) flush() {
+	if len(r.rows) == 0 {
+		return
+	}
+	tx := r.db.Session(&gorm.Session{NewDB: true, SkipHooks: true})
+	for start := 0; start < len(r.rows); start += insertBatch {
+		batch := r.rows[start:min(start+insertBatch, len(r.rows))]
+		var sql strings.Builder
+		sql.Grow(len(insertSQL) + len(batch)*(len(insertRowSQL)+1))
+		sql.WriteString(insertSQL)
+		args := make([]any, 0, 16*len(batch))
+		for i := range batch {
+			a := &batch[i]
+			if i > 0 {
+				sql.WriteByte(',')
+			}
+			sql.WriteString(insertRowSQL)
+			changes, err := a.AuditedChanges.Value()
+			if err != nil {
+				r.fail(err)
+				return
+			}
+			args = append(args, a.AccountID, a.AuditableID, a.AuditableType, a.AssociatedID, a.AssociatedType,
+				a.UserID, a.UserType, string(a.Action), changes, a.AuditableType, a.AuditableID,
+				a.Comment, a.RemoteAddress, a.RequestUUID, a.CreatedAt)
+		}
+		if err := tx.Exec(sql.String(), args...).Error; err != nil {
+			r.fail(err)
+			return
+		}
+	}
+}
