@@ -57,4 +57,3 @@ func (p *Plugin) afterCreate(db *gorm.DB) {
 	}
 	r.flush()
 }
-

@@ -32,13 +32,13 @@ func TestDurationRoundTrip(t *testing.T) {
 
 func TestParseDurationForms(t *testing.T) {
 	good := map[string]time.Duration{
-		"P1D":       24 * time.Hour,
-		"P1W":       7 * 24 * time.Hour,
-		"P1DT2H":    26 * time.Hour,
-		"PT0.5S":    500 * time.Millisecond,
-		"PT2M":      2 * time.Minute,
-		"P0D":       0,
-		"PT1H1M1S":  time.Hour + time.Minute + time.Second,
+		"P1D":      24 * time.Hour,
+		"P1W":      7 * 24 * time.Hour,
+		"P1DT2H":   26 * time.Hour,
+		"PT0.5S":   500 * time.Millisecond,
+		"PT2M":     2 * time.Minute,
+		"P0D":      0,
+		"PT1H1M1S": time.Hour + time.Minute + time.Second,
 	}
 	for in, want := range good {
 		got, err := ParseDuration(in)
