@@ -76,7 +76,7 @@ type Plugin struct {
 	models      map[reflect.Type]*model
 	byType      map[string]*model
 	accounts    accountCache
-	forUpdate   bool // the dialect supports SELECT ... FOR UPDATE
+	postgres    bool // PostgreSQL: SELECT ... FOR UPDATE and transaction ids
 	initialized atomic.Bool
 }
 
@@ -106,7 +106,7 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 	}
 	switch name := db.Dialector.Name(); name {
 	case "postgres":
-		p.forUpdate = true
+		p.postgres = true
 	case "sqlite":
 	default:
 		return &ConfigError{Field: "Dialector", Reason: fmt.Sprintf("%q is not supported (postgres, sqlite)", name)}

@@ -34,9 +34,9 @@ const TableName = "audits"
 // documentation).
 type Audit struct {
 	// ID orders rows by insertion. It is not a commit order on PostgreSQL.
-	ID int64 `gorm:"primaryKey;autoIncrement;index:idx_audits_account_id,priority:2" json:"id"`
+	ID int64 `gorm:"primaryKey;autoIncrement;index:idx_audits_account_id,priority:2;index:idx_audits_account_txid,priority:3" json:"id"`
 	// AccountID is the tenant the audited record belongs to.
-	AccountID int64 `gorm:"not null;default:0;index:idx_audits_account_id,priority:1;index:idx_audits_account_created,priority:1" json:"account_id"`
+	AccountID int64 `gorm:"not null;default:0;index:idx_audits_account_id,priority:1;index:idx_audits_account_created,priority:1;index:idx_audits_account_txid,priority:1" json:"account_id"`
 	// AuditableID is the audited record's primary key, as text.
 	AuditableID string `gorm:"size:255;not null;uniqueIndex:idx_audits_auditable_version,priority:2" json:"auditable_id"`
 	// AuditableType is the audited model's registered type name, such as
@@ -65,6 +65,12 @@ type Audit struct {
 	RequestUUID   string `gorm:"size:255;not null;default:''" json:"request_uuid"`
 	// CreatedAt is when the audited change was written, in UTC.
 	CreatedAt time.Time `gorm:"not null;index:idx_audits_account_created,priority:2" json:"created_at"`
+	// TransactionID is the PostgreSQL transaction that wrote the row
+	// (pg_current_xact_id), 0 on SQLite. Ordering by (TransactionID, ID)
+	// and handing out only rows below the oldest running transaction gives
+	// pollers a cursor that never skips a row committed late; see the
+	// httpapi package.
+	TransactionID int64 `gorm:"not null;default:0;index:idx_audits_account_txid,priority:2" json:"-"`
 }
 
 // TableName implements gorm's Tabler.

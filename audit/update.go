@@ -142,7 +142,7 @@ func (p *Plugin) auditedUpdate(db *gorm.DB, r *recorder) {
 func (p *Plugin) selectRows(db *gorm.DB, m *model, where []clause.Expression) ([]reflect.Value, error) {
 	q := db.Session(&gorm.Session{NewDB: true, SkipHooks: true}).Table(db.Statement.Table).
 		Clauses(clause.Where{Exprs: where})
-	if p.forUpdate {
+	if p.postgres {
 		q = q.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
 	}
 	rows, err := q.Rows()

@@ -87,13 +87,21 @@ func (r *recorder) fail(err error) {
 const insertBatch = 1000
 
 const insertSQL = `INSERT INTO "audits" ("account_id","auditable_id","auditable_type","associated_id","associated_type",` +
-	`"user_id","user_type","action","audited_changes","version","comment","remote_address","request_uuid","created_at") VALUES `
+	`"user_id","user_type","action","audited_changes","version","comment","remote_address","request_uuid","created_at","transaction_id") VALUES `
 
 // A record's next version is computed in the INSERT itself. Updates and
 // deletes lock the record's row before this runs, and the unique index on
 // (auditable_type, auditable_id, version) rejects any duplicate that could
 // still slip through, so versions are gapless and unique.
-const insertRowSQL = `(?,?,?,?,?,?,?,?,?,(SELECT COALESCE(MAX("version"),0)+1 FROM "audits" WHERE "auditable_type" = ? AND "auditable_id" = ?),?,?,?,?)`
+const insertRowSQL = `(?,?,?,?,?,?,?,?,?,(SELECT COALESCE(MAX("version"),0)+1 FROM "audits" WHERE "auditable_type" = ? AND "auditable_id" = ?),?,?,?,?,`
+
+// transactionIDSQL is the writing transaction's id, per dialect.
+func transactionIDSQL(postgres bool) string {
+	if postgres {
+		return `pg_current_xact_id()::text::bigint)`
+	}
+	return `0)`
+}
 
 // flush writes the queued rows.
 func (r *recorder) flush() {
@@ -104,7 +112,7 @@ func (r *recorder) flush() {
 	for start := 0; start < len(r.rows); start += insertBatch {
 		batch := r.rows[start:min(start+insertBatch, len(r.rows))]
 		var sql strings.Builder
-		sql.Grow(len(insertSQL) + len(batch)*(len(insertRowSQL)+1))
+		sql.Grow(len(insertSQL) + len(batch)*(len(insertRowSQL)+40))
 		sql.WriteString(insertSQL)
 		args := make([]any, 0, 16*len(batch))
 		for i := range batch {
@@ -113,6 +121,7 @@ func (r *recorder) flush() {
 				sql.WriteByte(',')
 			}
 			sql.WriteString(insertRowSQL)
+			sql.WriteString(transactionIDSQL(r.p.postgres))
 			changes, err := a.AuditedChanges.Value()
 			if err != nil {
 				r.fail(err)
