@@ -75,8 +75,8 @@ func setAccount(ctx context.Context, db *gorm.DB, accountID int64, enable bool) 
 		switch {
 		case errors.Is(err, gorm.ErrRecordNotFound):
 			if !enable {
-				s = AccountStatus{AccountID: accountID, EnabledAt: now, DisabledAt: &now}
-				return tx.Create(&s).Error
+				s = AccountStatus{AccountID: accountID} // never enabled: nothing to record
+				return nil
 			}
 			s = AccountStatus{AccountID: accountID, Enabled: true, EnabledAt: now}
 			return tx.Create(&s).Error

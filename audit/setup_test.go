@@ -84,3 +84,5 @@ func requireJSONEqual(t testing.TB, want, got any) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+var jsonUnmarshal = json.Unmarshal

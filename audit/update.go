@@ -94,9 +94,7 @@ func (p *Plugin) auditedUpdate(db *gorm.DB, r *recorder) {
 	// meanwhile cannot slip in without its old values.
 	for start := 0; start < len(keys); start += lockBatch {
 		batch := keys[start:min(start+lockBatch, len(keys))]
-		stmt.Clauses["WHERE"] = clause.Clause{Name: "WHERE", Expression: clause.Where{Exprs: []clause.Expression{
-			clause.IN{Column: clause.Column{Table: clause.CurrentTable, Name: r.m.pk.DBName}, Values: batch},
-		}}}
+		stmt.Clauses["WHERE"] = clause.Clause{Name: "WHERE", Expression: clause.Where{Exprs: []clause.Expression{r.m.pkIn(batch)}}}
 		stmt.SQL.Reset()
 		stmt.Vars = stmt.Vars[:0]
 		stmt.Build(stmt.BuildClauses...)

@@ -20,6 +20,10 @@ type recorder struct {
 	who     Audit               // context-derived columns and created_at
 	enabled map[int64]time.Time // nil: every account is recorded
 	rows    []Audit
+
+	// An upsert's primary keys, and the rows that existed before it.
+	upsertKeys []any
+	existing   map[string]reflect.Value
 }
 
 // start checks that the statement can be audited and prepares its recorder.
@@ -61,8 +65,13 @@ func (r *recorder) wants(rv reflect.Value) bool {
 	return ok
 }
 
-// add queues one audit row for record rv.
+// add queues one audit row for record rv, of the recorder's action.
 func (r *recorder) add(rv reflect.Value, changes Changes) {
+	r.addAction(rv, r.action, changes)
+}
+
+// addAction queues one audit row for record rv.
+func (r *recorder) addAction(rv reflect.Value, action Action, changes Changes) {
 	a := r.who
 	a.AccountID = r.m.accountOf(r.ctx, rv)
 	a.AuditableType = r.m.typeName
@@ -72,7 +81,7 @@ func (r *recorder) add(rv reflect.Value, changes Changes) {
 			a.AssociatedType, a.AssociatedID = r.m.assocType, id
 		}
 	}
-	a.Action = r.action
+	a.Action = action
 	a.AuditedChanges = changes
 	r.rows = append(r.rows, a)
 }
