@@ -163,8 +163,10 @@ func TestEveryUpdateFormIsAudited(t *testing.T) {
 			rows: 1,
 		},
 		{
-			name:  "Update(column, value)",
-			write: func(db *gorm.DB, w world) *gorm.DB { return db.Model(&w.steps[2]).Update("delay_duration", runbooks.Duration(time.Hour)) },
+			name: "Update(column, value)",
+			write: func(db *gorm.DB, w world) *gorm.DB {
+				return db.Model(&w.steps[2]).Update("delay_duration", runbooks.Duration(time.Hour))
+			},
 			want: func(w world) []entry {
 				return []entry{{runbooks.TypeStep, w.steps[2].ID, "update", 2, map[string]any{
 					"delay_duration": pair("PT5M", "PT1H"),
