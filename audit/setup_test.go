@@ -86,3 +86,8 @@ func requireJSONEqual(t testing.TB, want, got any) {
 func ptr[T any](v T) *T { return &v }
 
 var jsonUnmarshal = json.Unmarshal
+
+func jsonNumber(i int) []byte {
+	b, _ := json.Marshal(i)
+	return b
+}
