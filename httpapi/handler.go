@@ -1,0 +1,305 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/gormaudit/gormaudit/audit"
+)
+
+// Options configures a [Handler]. The zero value, like a nil *Options, means
+// every default.
+type Options struct {
+	// Authenticator identifies callers. Defaults to
+	// [NewTokenAuthenticator] on the handler's database: bot tokens issued
+	// with [IssueToken].
+	Authenticator Authenticator
+
+	// Logger receives one record per request (method, status, account,
+	// duration, and the error of failed requests). It never receives
+	// credentials. Defaults to slog.Default().
+	Logger *slog.Logger
+
+	// DefaultPerPage is the page size when the request gives no per_page.
+	// Defaults to 20.
+	DefaultPerPage int
+
+	// MaxPerPage is the largest per_page accepted. Defaults to 100.
+	MaxPerPage int
+
+	// MaxOffset bounds how deep page-numbered reads go: (page-1)*per_page
+	// may not exceed it, because an OFFSET costs as many rows as it skips.
+	// Deeper reads use the polling cursor, whose cost does not grow with
+	// depth. Defaults to 100,000.
+	MaxOffset int
+
+	// CountLimit bounds the work of counting for pagination: the count
+	// stops at CountLimit matching rows, and when there are more the
+	// response reports count = CountLimit with count_exact = false.
+	// Defaults to 10,000.
+	CountLimit int
+}
+
+func (o *Options) withDefaults(db *gorm.DB) (Options, error) {
+	var v Options
+	if o != nil {
+		v = *o
+	}
+	if v.Authenticator == nil {
+		v.Authenticator = NewTokenAuthenticator(db)
+	}
+	if v.Logger == nil {
+		v.Logger = slog.Default()
+	}
+	if v.MaxPerPage == 0 {
+		v.MaxPerPage = 100
+	}
+	if v.DefaultPerPage == 0 {
+		v.DefaultPerPage = min(20, v.MaxPerPage)
+	}
+	if v.MaxOffset == 0 {
+		v.MaxOffset = 100_000
+	}
+	if v.CountLimit == 0 {
+		v.CountLimit = 10_000
+	}
+	switch {
+	case v.MaxPerPage < 1 || v.MaxPerPage > 1000:
+		return v, fmt.Errorf("httpapi: Options.MaxPerPage must be from 1 to 1000, not %d", v.MaxPerPage)
+	case v.DefaultPerPage < 1 || v.DefaultPerPage > v.MaxPerPage:
+		return v, fmt.Errorf("httpapi: Options.DefaultPerPage must be from 1 to MaxPerPage (%d), not %d", v.MaxPerPage, v.DefaultPerPage)
+	case v.MaxOffset < 0:
+		return v, fmt.Errorf("httpapi: Options.MaxOffset must not be negative, not %d", v.MaxOffset)
+	case v.CountLimit < 1:
+		return v, fmt.Errorf("httpapi: Options.CountLimit must be positive, not %d", v.CountLimit)
+	}
+	return v, nil
+}
+
+// Handler serves the runbook audit endpoint. Create it with [NewHandler] and
+// mount it wherever the service likes; it owns no server and no routes
+// beyond its own path, plus that path followed by "/openapi.json" when the
+// mux routes it there.
+type Handler struct {
+	db       *gorm.DB
+	opts     Options
+	lim      limits
+	postgres bool
+	log      *slog.Logger
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// NewHandler returns the endpoint reading the audit log in db. A nil opts
+// means the defaults. db must hold the tables of audit.Migrate and, for the
+// default authenticator, of [Migrate].
+func NewHandler(db *gorm.DB, opts *Options) (*Handler, error) {
+	if db == nil {
+		return nil, errors.New("httpapi: NewHandler: db is nil")
+	}
+	o, err := opts.withDefaults(db)
+	if err != nil {
+		return nil, err
+	}
+	var pg bool
+	switch name := db.Dialector.Name(); name {
+	case "postgres":
+		pg = true
+	case "sqlite":
+	default:
+		return nil, fmt.Errorf("httpapi: NewHandler: dialect %q is not supported (postgres, sqlite)", name)
+	}
+	return &Handler{
+		db: db, opts: o, postgres: pg, log: o.Logger,
+		lim: limits{defaultPerPage: o.DefaultPerPage, maxPerPage: o.MaxPerPage, maxOffset: o.MaxOffset},
+	}, nil
+}
+
+// listResponse is the 200 body.
+type listResponse struct {
+	Data       []audit.Audit `json:"data"`
+	Pagination *pagination   `json:"pagination,omitempty"`
+	Cursor     *cursorInfo   `json:"cursor,omitempty"`
+}
+
+type pagination struct {
+	Count      int64 `json:"count"`
+	CountExact bool  `json:"count_exact"`
+	Page       int   `json:"page"`
+	Items      int   `json:"items"`
+	Pages      int64 `json:"pages"`
+	Last       int64 `json:"last"`
+	Prev       *int  `json:"prev"`
+	Next       *int  `json:"next"`
+}
+
+type cursorInfo struct {
+	// Next is the cursor to send on the next poll.
+	Next string `json:"next"`
+	// NextAfterID is the id of the last row handed out, for clients that
+	// poll with after_id; null when nothing has been handed out yet.
+	NextAfterID *int64 `json:"next_after_id"`
+	// More is true when more rows are ready now.
+	More  bool `json:"more"`
+	Items int  `json:"items"`
+}
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	Parameter string `json:"parameter,omitempty"`
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w}
+	attrs, err := h.serve(rec, r)
+	level := slog.LevelInfo
+	if rec.status >= 500 {
+		level = slog.LevelError
+	}
+	attrs = append(attrs,
+		slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.Int("status", rec.status), slog.Duration("duration", time.Since(start)))
+	if err != nil {
+		attrs = append(attrs, slog.String("error", err.Error()))
+	}
+	h.log.LogAttrs(r.Context(), level, "httpapi: request", attrs...)
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request) ([]slog.Attr, error) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "only GET is allowed", "")
+		return nil, nil
+	}
+	if strings.HasSuffix(r.URL.Path, "/openapi.json") {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(openAPIDoc)
+		return nil, nil
+	}
+	p, err := h.opts.Authenticator.Authenticate(r)
+	if err != nil {
+		if errors.Is(err, ErrUnauthenticated) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="runbook_audits"`)
+			writeError(w, http.StatusUnauthorized, "unauthenticated", "a valid bot token is required: Authorization: Bearer <token>", "")
+			return nil, err
+		}
+		writeError(w, http.StatusInternalServerError, "internal", "internal error", "")
+		return nil, err
+	}
+	attrs := []slog.Attr{slog.Int64("account_id", p.AccountID), slog.String("principal", p.ID)}
+	if !p.IsBot() {
+		writeError(w, http.StatusForbidden, "bot_required", "only bot users can read the runbook audit log", "")
+		return attrs, nil
+	}
+	st, err := audit.Account(r.Context(), h.db, p.AccountID)
+	switch {
+	case errors.Is(err, audit.ErrAccountNotFound) || (err == nil && !st.Enabled):
+		writeError(w, http.StatusForbidden, "audit_not_enabled",
+			"the runbook audit log must be enabled for this account before it can be read", "")
+		return attrs, nil
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, "internal", "internal error", "")
+		return attrs, err
+	}
+	q, err := parseQuery(r.URL.RawQuery, h.lim)
+	if err != nil {
+		var pe *ParamError
+		if errors.As(err, &pe) {
+			writeError(w, http.StatusBadRequest, "invalid_parameter", pe.Param+": "+pe.Reason, pe.Param)
+			return attrs, err
+		}
+		writeError(w, http.StatusInternalServerError, "internal", "internal error", "")
+		return attrs, err
+	}
+	pg, err := h.list(r.Context(), &q, p.AccountID)
+	if errors.Is(err, errAfterIDUnknown) {
+		writeError(w, http.StatusBadRequest, "invalid_parameter",
+			"after_id: is not the id of a row of this account's log that polling has handed out", "after_id")
+		return attrs, err
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal", "internal error", "")
+		return attrs, err
+	}
+	writeJSON(w, http.StatusOK, h.envelope(&q, pg))
+	return attrs, nil
+}
+
+func (h *Handler) envelope(q *query, pg *page) listResponse {
+	resp := listResponse{Data: pg.rows}
+	if resp.Data == nil {
+		resp.Data = []audit.Audit{}
+	}
+	if q.Polling() {
+		c := &cursorInfo{Next: encodeCursor(pg.next), More: pg.more, Items: len(pg.rows)}
+		if pg.next.ID != 0 {
+			id := pg.next.ID
+			c.NextAfterID = &id
+		}
+		resp.Cursor = c
+		return resp
+	}
+	pages := max(1, (pg.count+int64(q.PerPage)-1)/int64(q.PerPage))
+	pa := &pagination{Count: pg.count, CountExact: pg.exact, Page: q.Page, Items: len(pg.rows), Pages: pages, Last: pages}
+	if q.Page > 1 {
+		prev := min(q.Page-1, int(pages))
+		pa.Prev = &prev
+	}
+	if pg.more {
+		next := q.Page + 1
+		pa.Next = &next
+	}
+	resp.Pagination = pa
+	return resp
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":{"code":"internal","message":"internal error"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg, param string) {
+	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: msg, Parameter: param}})
+}
+
+// statusRecorder remembers the status written, for the request log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}

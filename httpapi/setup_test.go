@@ -1,0 +1,114 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"gorm.io/gorm"
+
+	"github.com/gormaudit/gormaudit/audit"
+	"github.com/gormaudit/gormaudit/internal/dbtest"
+	"github.com/gormaudit/gormaudit/runbooks"
+)
+
+// seedActor is the actor of the reference row.
+var seedActor = audit.Actor{ID: "0d2e8479-c00b-44c7-bca4-01e60a3e8035", Type: "User"}
+
+// env is one test's database, audit plugin and handler.
+type env struct {
+	db  *gorm.DB // audited
+	h   *Handler
+	ctx context.Context // carries seedActor
+}
+
+// setup opens a test database with every table migrated, the audit plugin
+// registered and a handler on it (opts may be nil).
+func setup(t testing.TB, opts *Options) *env {
+	t.Helper()
+	db := dbtest.Open(t)
+	ctx := context.Background()
+	require.NoError(t, runbooks.Migrate(ctx, db))
+	require.NoError(t, audit.Migrate(ctx, db))
+	require.NoError(t, Migrate(ctx, db))
+	require.NoError(t, db.Use(audit.New(audit.Config{Models: runbooks.Models()})))
+	if opts == nil {
+		opts = &Options{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	h, err := NewHandler(db, opts)
+	require.NoError(t, err)
+	return &env{db: db, h: h, ctx: audit.WithActor(ctx, seedActor)}
+}
+
+// bot enables the account and returns a new bot token for it.
+func (e *env) bot(t testing.TB, accountID int64) string {
+	t.Helper()
+	_, err := audit.EnableAccount(e.ctx, e.db, accountID)
+	require.NoError(t, err)
+	tok, _, err := IssueToken(e.ctx, e.db, TokenSpec{AccountID: accountID, Name: "test bot"})
+	require.NoError(t, err)
+	return tok
+}
+
+// response is one recorded response.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// get calls the handler directly with rawQuery and token ("" for none).
+func (e *env) get(t testing.TB, token, rawQuery string) response {
+	t.Helper()
+	return e.do(t, http.MethodGet, token, rawQuery)
+}
+
+func (e *env) do(t testing.TB, method, token, rawQuery string) response {
+	t.Helper()
+	r := httptest.NewRequest(method, "/v1/runbook_audits?"+rawQuery, nil)
+	if token != "" {
+		r.Header.Set("Authorization", "Bearer "+token)
+	}
+	w := httptest.NewRecorder()
+	e.h.ServeHTTP(w, r)
+	return response{status: w.Code, header: w.Header(), body: w.Body.Bytes()}
+}
+
+// wireList is the 200 body as a client decodes it.
+type wireList struct {
+	Data       []audit.Audit `json:"data"`
+	Pagination *pagination   `json:"pagination"`
+	Cursor     *cursorInfo   `json:"cursor"`
+}
+
+// list calls the handler and requires a 200.
+func (e *env) list(t testing.TB, token, rawQuery string) wireList {
+	t.Helper()
+	res := e.get(t, token, rawQuery)
+	require.Equal(t, http.StatusOK, res.status, "GET ?%s: %s", rawQuery, res.body)
+	var out wireList
+	require.NoError(t, json.Unmarshal(res.body, &out))
+	return out
+}
+
+// ids returns the rows' ids in order.
+func ids(rows []audit.Audit) []int64 {
+	out := make([]int64, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, r.ID)
+	}
+	return out
+}
+
+// w returns the audited database bound to the env's actor.
+func (e *env) w() *gorm.DB { return e.db.WithContext(e.ctx) }
+
+func ptr[T any](v T) *T { return &v }
