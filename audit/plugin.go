@@ -235,7 +235,7 @@ func isInteger(t reflect.Type) bool {
 
 func (p *Plugin) registerCallbacks(db *gorm.DB) error {
 	create := db.Callback().Create()
-	if err := create.After("gorm:before_create").Before("gorm:create").
+	if err := create.After("gorm:save_before_associations").Before("gorm:create").
 		Register(PluginName+":before_create", p.beforeCreate); err != nil {
 		return fmt.Errorf("audit: register create callback: %w", err)
 	}

@@ -13,7 +13,27 @@ import (
 
 // scanRecords reads rows into fresh values of the schema's model, never into
 // the caller's values. It closes rows.
-func scanRecords(ctx context.Context, rows *sql.Rows, sch *schema.Schema) (out []reflect.Value, err error) {
+func scanRecords(ctx context.Context, rows *sql.Rows, sch *schema.Schema) ([]reflect.Value, error) {
+	got, err := scanGroups(ctx, rows, sch, 1)
+	if err != nil {
+		return nil, err
+	}
+	return got[0], nil
+}
+
+// scanPairs reads rows whose columns are two whole records side by side,
+// such as RETURNING old.*, new.*. It closes rows.
+func scanPairs(ctx context.Context, rows *sql.Rows, sch *schema.Schema) (first, second []reflect.Value, err error) {
+	got, err := scanGroups(ctx, rows, sch, 2)
+	if err != nil {
+		return nil, nil, err
+	}
+	return got[0], got[1], nil
+}
+
+// scanGroups reads each row as n records, the columns split into n equal
+// consecutive groups, each into a fresh value of the schema's model.
+func scanGroups(ctx context.Context, rows *sql.Rows, sch *schema.Schema, n int) (out [][]reflect.Value, err error) {
 	defer func() {
 		if cerr := rows.Close(); err == nil {
 			err = cerr
@@ -23,15 +43,19 @@ func scanRecords(ctx context.Context, rows *sql.Rows, sch *schema.Schema) (out [
 	if err != nil {
 		return nil, err
 	}
+	if len(columns)%n != 0 {
+		return nil, fmt.Errorf("scan %s: %d columns do not split into %d records", sch.Table, len(columns), n)
+	}
 	fields := make([]*schema.Field, len(columns))
 	for i, c := range columns {
 		if f := sch.LookUpField(c); f != nil && f.DBName == c {
 			fields[i] = f
 		}
 	}
+	width := len(columns) / n
+	out = make([][]reflect.Value, n)
 	values := make([]any, len(columns))
 	for rows.Next() {
-		rv := reflect.New(sch.ModelType).Elem()
 		for i, f := range fields {
 			if f == nil {
 				values[i] = new(any)
@@ -42,16 +66,20 @@ func scanRecords(ctx context.Context, rows *sql.Rows, sch *schema.Schema) (out [
 		if err := rows.Scan(values...); err != nil {
 			return nil, err
 		}
-		for i, f := range fields {
-			if f == nil {
-				continue
+		for g := 0; g < n; g++ {
+			rv := reflect.New(sch.ModelType).Elem()
+			for i := g * width; i < (g+1)*width; i++ {
+				f := fields[i]
+				if f == nil {
+					continue
+				}
+				if err := f.Set(ctx, rv, values[i]); err != nil {
+					return nil, fmt.Errorf("scan %s.%s: %w", sch.Table, f.DBName, err)
+				}
+				f.NewValuePool.Put(values[i])
 			}
-			if err := f.Set(ctx, rv, values[i]); err != nil {
-				return nil, fmt.Errorf("scan %s.%s: %w", sch.Table, f.DBName, err)
-			}
-			f.NewValuePool.Put(values[i])
+			out[g] = append(out[g], rv)
 		}
-		out = append(out, rv)
 	}
 	return out, rows.Err()
 }

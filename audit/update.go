@@ -69,46 +69,17 @@ func (p *Plugin) auditedUpdate(db *gorm.DB, r *recorder) {
 		return
 	}
 
-	where, _ := stmt.Clauses["WHERE"].Expression.(clause.Where)
-	olds, err := p.selectRows(db, r.m, where.Exprs)
+	_, userReturning := stmt.Clauses["RETURNING"]
+	var olds, news []reflect.Value
+	var err error
+	if p.postgres && stmt.TableExpr == nil && !hasClause(stmt, "FROM") {
+		olds, news, err = p.updateReturningOld(db, r)
+	} else {
+		olds, news, err = p.updateAfterSelect(db, r, userReturning)
+	}
 	if err != nil {
 		_ = db.AddError(err)
 		return
-	}
-	oldByKey := make(map[string]reflect.Value, len(olds))
-	keys := make([]any, 0, len(olds))
-	for _, rv := range olds {
-		pk, _ := r.m.pk.ValueOf(r.ctx, rv)
-		keys = append(keys, pk)
-		oldByKey[key(r.ctx, r.m.pk, rv)] = rv
-	}
-
-	_, userReturning := stmt.Clauses["RETURNING"]
-	if !userReturning {
-		stmt.AddClause(clause.Returning{})
-		defer delete(stmt.Clauses, "RETURNING")
-	}
-	var news []reflect.Value
-	// The locked rows are exactly the rows the statement's conditions
-	// matched, so the UPDATE targets them by primary key; a row inserted
-	// meanwhile cannot slip in without its old values.
-	for start := 0; start < len(keys); start += lockBatch {
-		batch := keys[start:min(start+lockBatch, len(keys))]
-		stmt.Clauses["WHERE"] = clause.Clause{Name: "WHERE", Expression: clause.Where{Exprs: []clause.Expression{r.m.pkIn(batch)}}}
-		stmt.SQL.Reset()
-		stmt.Vars = stmt.Vars[:0]
-		stmt.Build(stmt.BuildClauses...)
-		rows, err := stmt.ConnPool.QueryContext(r.ctx, stmt.SQL.String(), stmt.Vars...)
-		if err != nil {
-			_ = db.AddError(err)
-			return
-		}
-		got, err := scanRecords(r.ctx, rows, r.m.schema)
-		if err != nil {
-			_ = db.AddError(err)
-			return
-		}
-		news = append(news, got...)
 	}
 	db.RowsAffected = int64(len(news))
 	if stmt.Result != nil {
@@ -118,6 +89,10 @@ func (p *Plugin) auditedUpdate(db *gorm.DB, r *recorder) {
 		deliverReturning(db, news)
 	}
 
+	oldByKey := make(map[string]reflect.Value, len(olds))
+	for _, rv := range olds {
+		oldByKey[key(r.ctx, r.m.pk, rv)] = rv
+	}
 	for _, nv := range news {
 		ov, ok := oldByKey[key(r.ctx, r.m.pk, nv)]
 		if !ok || !r.wants(nv) {
@@ -133,6 +108,89 @@ func (p *Plugin) auditedUpdate(db *gorm.DB, r *recorder) {
 		}
 	}
 	r.flush()
+}
+
+// updateAfterSelect is the portable update: SELECT the matching rows (the
+// old values; FOR UPDATE where supported), then UPDATE exactly those rows by
+// primary key with RETURNING (the new values). A row inserted between the
+// two statements cannot slip into the UPDATE without its old values.
+func (p *Plugin) updateAfterSelect(db *gorm.DB, r *recorder, userReturning bool) (olds, news []reflect.Value, err error) {
+	stmt := db.Statement
+	where, _ := stmt.Clauses["WHERE"].Expression.(clause.Where)
+	olds, err = p.selectRows(db, r.m, where.Exprs)
+	if err != nil {
+		return nil, nil, err
+	}
+	keys := make([]any, 0, len(olds))
+	for _, rv := range olds {
+		pk, _ := r.m.pk.ValueOf(r.ctx, rv)
+		keys = append(keys, pk)
+	}
+	if !userReturning {
+		stmt.AddClause(clause.Returning{})
+		defer delete(stmt.Clauses, "RETURNING")
+	}
+	for start := 0; start < len(keys); start += lockBatch {
+		batch := keys[start:min(start+lockBatch, len(keys))]
+		stmt.Clauses["WHERE"] = clause.Clause{Name: "WHERE", Expression: clause.Where{Exprs: []clause.Expression{r.m.pkIn(batch)}}}
+		stmt.SQL.Reset()
+		stmt.Vars = stmt.Vars[:0]
+		stmt.Build(stmt.BuildClauses...)
+		rows, err := stmt.ConnPool.QueryContext(r.ctx, stmt.SQL.String(), stmt.Vars...)
+		if err != nil {
+			return nil, nil, err
+		}
+		got, err := scanRecords(r.ctx, rows, r.m.schema)
+		if err != nil {
+			return nil, nil, err
+		}
+		news = append(news, got...)
+	}
+	return olds, news, nil
+}
+
+// updateReturningOld is the PostgreSQL update: one statement that locks the
+// matching rows, updates them and returns both versions of each,
+//
+//	UPDATE "steps" SET ...
+//	FROM (SELECT "steps"."id" AS "__audit_pk", "steps" AS "__audit_old"
+//	      FROM "steps" WHERE <the statement's conditions> FOR UPDATE) AS "__audit"
+//	WHERE "steps"."id" = "__audit"."__audit_pk"
+//	RETURNING ("__audit"."__audit_old").*, "steps".*
+//
+// The sub-select locks each row before the UPDATE reaches it and yields the
+// row as it is once locked, so the old values are the ones the UPDATE
+// replaces even when concurrent writers queue on the same rows. It saves
+// the separate SELECT round trip of updateAfterSelect.
+func (p *Plugin) updateReturningOld(db *gorm.DB, r *recorder) (olds, news []reflect.Value, err error) {
+	stmt := db.Statement
+	pk := r.m.pk.DBName
+	stmt.SQL.Reset()
+	stmt.Vars = stmt.Vars[:0]
+	stmt.Build("UPDATE", "SET")
+	stmt.WriteString(" FROM (SELECT ")
+	stmt.WriteQuoted(clause.Column{Table: stmt.Table, Name: pk})
+	stmt.WriteString(` AS "__audit_pk", `)
+	stmt.WriteQuoted(stmt.Table)
+	stmt.WriteString(` AS "__audit_old" FROM `)
+	stmt.WriteQuoted(stmt.Table)
+	stmt.WriteByte(' ')
+	stmt.Build("WHERE")
+	stmt.WriteString(` FOR UPDATE) AS "__audit" WHERE `)
+	stmt.WriteQuoted(clause.Column{Table: stmt.Table, Name: pk})
+	stmt.WriteString(` = "__audit"."__audit_pk" RETURNING ("__audit"."__audit_old").*, `)
+	stmt.WriteQuoted(stmt.Table)
+	stmt.WriteString(".*")
+	rows, err := stmt.ConnPool.QueryContext(r.ctx, stmt.SQL.String(), stmt.Vars...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return scanPairs(r.ctx, rows, r.m.schema)
+}
+
+func hasClause(stmt *gorm.Statement, name string) bool {
+	_, ok := stmt.Clauses[name]
+	return ok
 }
 
 // selectRows reads the current rows of r's table that match where, locking

@@ -98,20 +98,6 @@ const insertBatch = 1000
 const insertSQL = `INSERT INTO "audits" ("account_id","auditable_id","auditable_type","associated_id","associated_type",` +
 	`"user_id","user_type","action","audited_changes","version","comment","remote_address","request_uuid","created_at","transaction_id") VALUES `
 
-// A record's next version is computed in the INSERT itself. Updates and
-// deletes lock the record's row before this runs, and the unique index on
-// (auditable_type, auditable_id, version) rejects any duplicate that could
-// still slip through, so versions are gapless and unique.
-const insertRowSQL = `(?,?,?,?,?,?,?,?,?,(SELECT COALESCE(MAX("version"),0)+1 FROM "audits" WHERE "auditable_type" = ? AND "auditable_id" = ?),?,?,?,?,`
-
-// transactionIDSQL is the writing transaction's id, per dialect.
-func transactionIDSQL(postgres bool) string {
-	if postgres {
-		return `pg_current_xact_id()::text::bigint)`
-	}
-	return `0)`
-}
-
 // flush writes the queued rows.
 func (r *recorder) flush() {
 	if len(r.rows) == 0 {
@@ -121,28 +107,61 @@ func (r *recorder) flush() {
 	for start := 0; start < len(r.rows); start += insertBatch {
 		batch := r.rows[start:min(start+insertBatch, len(r.rows))]
 		var sql strings.Builder
-		sql.Grow(len(insertSQL) + len(batch)*(len(insertRowSQL)+40))
-		sql.WriteString(insertSQL)
 		args := make([]any, 0, 16*len(batch))
-		for i := range batch {
-			a := &batch[i]
-			if i > 0 {
-				sql.WriteByte(',')
-			}
-			sql.WriteString(insertRowSQL)
-			sql.WriteString(transactionIDSQL(r.p.postgres))
-			changes, err := a.AuditedChanges.Value()
-			if err != nil {
-				r.fail(err)
-				return
-			}
-			args = append(args, a.AccountID, a.AuditableID, a.AuditableType, a.AssociatedID, a.AssociatedType,
-				a.UserID, a.UserType, string(a.Action), changes, a.AuditableType, a.AuditableID,
-				a.Comment, a.RemoteAddress, a.RequestUUID, a.CreatedAt)
+		err := writeInsert(&sql, func(v any) {
+			sql.WriteByte('?')
+			args = append(args, v)
+		}, batch, r.p.postgres)
+		if err == nil {
+			err = tx.Exec(sql.String(), args...).Error
 		}
-		if err := tx.Exec(sql.String(), args...).Error; err != nil {
+		if err != nil {
 			r.fail(err)
 			return
 		}
 	}
+	r.rows = nil
+}
+
+// writeInsert writes the INSERT of rows to w; bind writes the placeholder of
+// one value and keeps the value.
+func writeInsert(w interface{ WriteString(string) (int, error) }, bind func(any), rows []Audit, postgres bool) error {
+	w.WriteString(insertSQL)
+	for i := range rows {
+		a := &rows[i]
+		changes, err := a.AuditedChanges.Value()
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			w.WriteString(",(")
+		} else {
+			w.WriteString("(")
+		}
+		for _, v := range []any{a.AccountID, a.AuditableID, a.AuditableType, a.AssociatedID, a.AssociatedType,
+			a.UserID, a.UserType, string(a.Action), changes} {
+			bind(v)
+			w.WriteString(",")
+		}
+		// A record's next version is computed in the INSERT itself. Updates
+		// and deletes lock the record's row before this runs, and the unique
+		// index on (auditable_type, auditable_id, version) rejects any
+		// duplicate that could still slip through, so versions are gapless
+		// and unique.
+		w.WriteString(`(SELECT COALESCE(MAX("version"),0)+1 FROM "audits" WHERE "auditable_type" = `)
+		bind(a.AuditableType)
+		w.WriteString(` AND "auditable_id" = `)
+		bind(a.AuditableID)
+		w.WriteString(")")
+		for _, v := range []any{a.Comment, a.RemoteAddress, a.RequestUUID, a.CreatedAt} {
+			w.WriteString(",")
+			bind(v)
+		}
+		if postgres {
+			w.WriteString(",pg_current_xact_id()::text::bigint)")
+		} else {
+			w.WriteString(",0)")
+		}
+	}
+	return nil
 }

@@ -23,7 +23,7 @@ type Runbook struct {
 	ID          string         `gorm:"primaryKey;size:36" json:"id"`
 	AccountID   int64          `gorm:"not null;index" json:"account_id"`
 	Name        string         `gorm:"not null" json:"name"`
-	Description string         `gorm:"not null;default:''" json:"description"`
+	Description string         `gorm:"not null" json:"description"`
 	OwnerID     *string        `gorm:"size:36" json:"owner_id"`
 	DiscardedAt gorm.DeletedAt `gorm:"index" json:"discarded_at"`
 	CreatedAt   time.Time      `json:"created_at"`
