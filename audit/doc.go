@@ -1,0 +1,73 @@
+// Package audit records every create, update and delete of registered GORM
+// models as versioned audit rows, in the same transaction as the change.
+//
+// # Setup
+//
+// Register the plugin with the models to audit, create its tables, and put
+// the actor in the context of each write:
+//
+//	db.Use(audit.New(audit.Config{Models: runbooks.Models()}))
+//	audit.Migrate(ctx, db)
+//	ctx = audit.WithActor(ctx, audit.Actor{ID: userID, Type: "User"})
+//	db.WithContext(ctx).Create(&step) // → one audit row, version 1, action "create"
+//
+// # Audit rows
+//
+// Rows go to the audits table ([Audit]). Their audited_changes follow the
+// well-known audit-row format:
+//
+//   - create and destroy: {column: value} for every audited column;
+//   - update: {column: [old, new]} for the audited columns that changed.
+//
+// Column names are the database's. JSON columns appear as nested JSON, NULL
+// as null, times as RFC 3339 in UTC with microseconds. The primary key,
+// created_at and updated_at are never audited; [Model].Ignore excludes more
+// columns and [Model].Redact records a column's changes without its values.
+// An update that changes no audited column writes no row.
+//
+// A record's versions are 1 for its first audit and grow by one with each
+// later audit, with no gap or duplicate even under concurrent writers: the
+// record's row is locked before its next version is computed, and a unique
+// index on (auditable_type, auditable_id, version) backs that up.
+//
+// # Write forms
+//
+// Every write gorm performs through a registered model is audited:
+// Create (one record or a slice), Save (including its upsert fallback),
+// Updates with a struct or a map, Update, UpdateColumn(s), Select and Omit,
+// SQL expressions (the recorded new value is what the database holds after
+// the statement), batch updates and deletes with conditions (one audit row
+// per affected record), soft deletes (a destroy) and Unscoped deletes. The
+// old and new values come from the database itself: on PostgreSQL an update
+// is a single UPDATE ... FROM (SELECT ... FOR UPDATE) ... RETURNING both
+// versions; deletes use DELETE (or the soft delete's UPDATE) ... RETURNING.
+//
+// Writes that cannot be audited are refused with [ErrUnsupportedWrite]
+// rather than silently left out: creates from maps, upserts that do not
+// conflict on the primary key, and writes outside a transaction (gorm's
+// SkipDefaultTransaction without an explicit db.Transaction). Raw SQL
+// (db.Exec) does not go through gorm's callbacks and is not audited.
+//
+// # Atomicity
+//
+// The plugin's callbacks run inside the write's transaction (gorm's default
+// transaction, or the caller's db.Transaction). If an audit row cannot be
+// written, the write fails with a [*WriteError] and is rolled back.
+//
+// # Who, where and why
+//
+// [WithActor], [WithComment] and [WithRequest] put the actor, a comment and
+// the request's remote address and UUID in a context; the rows of writes
+// made with that context carry them. [Config].RequireActor makes a write
+// without an actor fail with [ErrNoActor].
+//
+// # Enabled accounts
+//
+// With [Config].EnabledAccountsOnly, only accounts enabled with
+// [EnableAccount] are recorded, from the moment they are enabled. The plugin
+// keeps the enabled accounts in memory and re-reads them once per
+// [Config].AccountRefresh (10 seconds by default), so gating adds no query
+// to writes in the steady state. A change made through [EnableAccount] or
+// [DisableAccount] on a database using the plugin applies at once in that
+// process; other processes see it within their AccountRefresh.
+package audit
