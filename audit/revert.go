@@ -53,9 +53,10 @@ func ReportTo(plan *Plan) Option {
 	return func(o *options) { o.report = plan }
 }
 
-// RevertComment sets the comment of a revert's audit rows. It defaults to
-// "revert to version N" or "revert to <time>", after the comment already in
-// the context ([WithComment]), if any.
+// RevertComment replaces the description a revert puts in the comment of its
+// audit rows, "revert to version N" or "revert to <time>" by default. A
+// comment already in the context ([WithComment]) comes first, with the
+// description in parentheses after it.
 func RevertComment(comment string) Option {
 	return func(o *options) { o.comment = comment }
 }
@@ -102,7 +103,8 @@ type revertStep struct {
 func revert(ctx context.Context, db *gorm.DB, refs []Ref, pt point, o *options, comment string) error {
 	if o.comment != "" {
 		comment = o.comment
-	} else if prev, ok := ctx.Value(commentKey).(string); ok && prev != "" {
+	}
+	if prev, ok := ctx.Value(commentKey).(string); ok && prev != "" {
 		comment = prev + " (" + comment + ")"
 	}
 	wctx := WithComment(ctx, comment)
