@@ -261,4 +261,3 @@ func requireJSON(t testing.TB, want, got any) {
 		t.Fatalf("mismatch (-want +got):\n%s", d)
 	}
 }
-
