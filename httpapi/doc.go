@@ -64,9 +64,12 @@
 // writer, ids commit in order and the stream is the id order.
 //
 // after_id=N resumes after row N in that stream, for clients that keep the
-// last id they saw (cursor.next_after_id). N must be a row of the stream
-// (0 is its start); rows that come after it usually have larger ids, but a
-// row with a smaller id that committed later is returned too, never lost.
+// last id they saw (cursor.next_after_id). N must be a row of the caller's
+// account, or 0 for the start. Resuming after an id that the stream handed
+// out skips nothing: later rows usually have larger ids, but a row with a
+// smaller id that committed later is returned too, not lost. An id learnt
+// from a page instead may miss rows of transactions that were still open
+// when the page was read.
 // The filters apply to polling as well; page and sort=desc do not.
 //
 // # Errors

@@ -229,7 +229,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) ([]slog.Attr, er
 	pg, err := h.list(r.Context(), &q, p.AccountID)
 	if errors.Is(err, errAfterIDUnknown) {
 		writeError(w, http.StatusBadRequest, "invalid_parameter",
-			"after_id: is not the id of a row of this account's log that polling has handed out", "after_id")
+			"after_id: is not the id of a row of this account's log", "after_id")
 		return attrs, err
 	}
 	if err != nil {

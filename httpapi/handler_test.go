@@ -284,6 +284,7 @@ func TestFilters(t *testing.T) {
 	e := setup(t, nil)
 	token := e.bot(t, 1)
 	f := writeFixture(t, e)
+	e.settle(t)
 
 	// want selects the expected rows from account 1's history.
 	want := func(keep func(a audit.Audit) bool) []int64 {

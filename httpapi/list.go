@@ -103,23 +103,22 @@ func pollStmt(q *query, accountID int64, p position, postgres bool) stmt {
 }
 
 // errAfterIDUnknown is returned by resolveAfterID for an id that is not a
-// handed-out row of the account.
+// row of the account.
 var errAfterIDUnknown = errors.New("httpapi: after_id is not a row of this account's log")
 
 // resolveAfterID turns after_id=N into a stream position: the place of row
-// N. 0 is the start of the stream. The row must belong to the account and
-// be in the stream already (its transaction finished); otherwise the
-// caller cannot have received it from the stream.
-func resolveAfterID(ctx context.Context, db *gorm.DB, accountID, id int64, postgres bool) (position, error) {
+// N. 0 is the start of the stream. The row must be one of the account's.
+// When N came from the stream (cursor.next_after_id), resuming after it
+// skips nothing; an id learnt elsewhere, such as from a page, is accepted
+// too, but rows of transactions that were still open then may sort before
+// it and are not returned.
+func resolveAfterID(ctx context.Context, db *gorm.DB, accountID, id int64) (position, error) {
 	if id == 0 {
 		return position{}, nil
 	}
-	sql := `SELECT transaction_id FROM audits WHERE account_id = ? AND id = ?`
-	if postgres {
-		sql += ` AND ` + finishedSQL
-	}
 	var txids []int64
-	if err := db.WithContext(ctx).Raw(sql, accountID, id).Scan(&txids).Error; err != nil {
+	err := db.WithContext(ctx).Raw(`SELECT transaction_id FROM audits WHERE account_id = ? AND id = ?`, accountID, id).Scan(&txids).Error
+	if err != nil {
 		return position{}, fmt.Errorf("httpapi: resolve after_id: %w", err)
 	}
 	if len(txids) == 0 {
@@ -146,7 +145,7 @@ func (h *Handler) list(ctx context.Context, q *query, accountID int64) (*page, e
 		if q.After != nil {
 			from = *q.After
 		} else {
-			p, err := resolveAfterID(ctx, h.db, accountID, *q.AfterID, h.postgres)
+			p, err := resolveAfterID(ctx, h.db, accountID, *q.AfterID)
 			if err != nil {
 				return nil, err
 			}

@@ -233,7 +233,7 @@ func TestPollingInsertOrderGap(t *testing.T) {
 	require.True(t, slices.IsSorted(p.got))
 }
 
-func TestAfterIDMustBeInStream(t *testing.T) {
+func TestAfterID(t *testing.T) {
 	t.Parallel()
 	e := setup(t, nil)
 	token := e.bot(t, 1)
@@ -248,6 +248,7 @@ func TestAfterIDMustBeInStream(t *testing.T) {
 
 	res := e.get(t, token, fmt.Sprint("after_id=", rows[1].ID))
 	require.Equal(t, 400, res.status, "another account's row is no position in this account's stream: %s", res.body)
+	e.settle(t)
 	require.Contains(t, string(res.body), `"parameter":"after_id"`)
 
 	got := e.list(t, token, fmt.Sprint("after_id=", rows[0].ID))

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
@@ -110,5 +111,33 @@ func ids(rows []audit.Audit) []int64 {
 
 // w returns the audited database bound to the env's actor.
 func (e *env) w() *gorm.DB { return e.db.WithContext(e.ctx) }
+
+// settle waits until every audit row written so far is in the polling
+// stream. On PostgreSQL a transaction open anywhere on the server (another
+// test, another package's test process) holds rows written after it began
+// back from the stream until it ends; tests that expect to poll everything
+// they wrote call this first. It waits for that condition, polling it, for
+// at most a minute.
+func (e *env) settle(t testing.TB) {
+	t.Helper()
+	if dbtest.Dialect() != dbtest.Postgres {
+		return
+	}
+	var maxTx int64
+	require.NoError(t, e.db.Raw(`SELECT COALESCE(MAX(transaction_id), 0) FROM audits`).Scan(&maxTx).Error)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var xmin int64
+		require.NoError(t, e.db.Raw(`SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint`).Scan(&xmin).Error)
+		if xmin > maxTx {
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "transaction %d still holds the stream back after a minute", xmin)
+		select {
+		case <-time.After(5 * time.Millisecond):
+		case <-t.Context().Done():
+		}
+	}
+}
 
 func ptr[T any](v T) *T { return &v }
