@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
 
 	"github.com/gormaudit/gormaudit/audit"
 	"github.com/gormaudit/gormaudit/internal/dbtest"
@@ -260,4 +262,77 @@ func requireJSON(t testing.TB, want, got any) {
 	if d := cmp.Diff(norm(want), norm(got)); d != "" {
 		t.Fatalf("mismatch (-want +got):\n%s", d)
 	}
+}
+
+// counter is a gorm logger that counts the SQL statements run through it.
+type counter struct {
+	mu   sync.Mutex
+	stmt []string
+}
+
+func (c *counter) LogMode(logger.LogLevel) logger.Interface { return c }
+func (c *counter) Info(context.Context, string, ...any)     {}
+func (c *counter) Warn(context.Context, string, ...any)     {}
+func (c *counter) Error(context.Context, string, ...any)    {}
+func (c *counter) Trace(_ context.Context, _ time.Time, fc func() (string, int64), _ error) {
+	sql, _ := fc()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stmt = append(c.stmt, sql)
+}
+
+// bulkHistory makes a runbook with n steps of v versions each: the steps are
+// created through gorm (version 1), and versions 2..v, renames "v1" → "v2" →
+// …, are inserted as audit rows in bulk, with the steps' rows set to match.
+// Version k of every step is stamped base + k seconds.
+func bulkHistory(t testing.TB, db *gorm.DB, ctx context.Context, n, v int) (rbID string, base time.Time) {
+	t.Helper()
+	w := db.WithContext(ctx)
+	rb := runbooks.Runbook{AccountID: 1, Name: "Bulk"}
+	require.NoError(t, w.Create(&rb).Error)
+	steps := make([]runbooks.Step, n)
+	for i := range steps {
+		steps[i] = runbooks.Step{AccountID: 1, RunbookID: rb.ID, Name: "v1", Position: i}
+	}
+	require.NoError(t, w.Create(&steps).Error)
+	base = time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	rows := make([]audit.Audit, 0, n*(v-1))
+	for _, s := range steps {
+		for k := 2; k <= v; k++ {
+			rows = append(rows, audit.Audit{AccountID: 1, AuditableID: s.ID, AuditableType: runbooks.TypeStep,
+				AssociatedID: rb.ID, AssociatedType: runbooks.TypeRunbook, UserID: editor.ID, UserType: editor.Type,
+				Action: audit.ActionUpdate, Version: k, CreatedAt: base.Add(time.Duration(k) * time.Second),
+				AuditedChanges: audit.Changes{"name": json.RawMessage(fmt.Sprintf(`["v%d","v%d"]`, k-1, k))}})
+		}
+	}
+	if len(rows) > 0 {
+		require.NoError(t, db.CreateInBatches(&rows, 1000).Error)
+	}
+	// A raw statement: not audited, as the rows above stand for its history.
+	require.NoError(t, db.Exec("UPDATE steps SET name = ? WHERE runbook_id = ?", fmt.Sprintf("v%d", v), rb.ID).Error)
+	return rb.ID, base
+}
+
+// Rebuilding a runbook reads its whole history with a constant number of
+// statements: as many for 50 steps × 100 versions as for 5 × 10.
+func TestRevertRunbookStatementCount(t *testing.T) {
+	t.Parallel()
+	count := func(n, v int) []string {
+		db, ctx, _ := open(t)
+		rbID, base := bulkHistory(t, db, ctx, n, v)
+		c := &counter{}
+		var plan audit.Plan
+		at := base.Add(time.Duration(v/2)*time.Second + time.Second/2) // after version v/2
+		require.NoError(t, runbooks.Revert(ctx, db.Session(&gorm.Session{Logger: c}), rbID, at, audit.DryRun(&plan)))
+		require.Len(t, plan.Records, n, "every step is renamed back")
+		for _, r := range plan.Records {
+			requireJSON(t, map[string]any{"name": []any{fmt.Sprintf("v%d", v), fmt.Sprintf("v%d", v/2)}}, r.Changes)
+		}
+		return c.stmt
+	}
+	small := count(5, 10)
+	large := count(50, 100)
+	require.Equal(t, len(small), len(large), "statements for 5×10:\n%s\nfor 50×100:\n%s", strings.Join(small, "\n"), strings.Join(large, "\n"))
+	require.LessOrEqual(t, len(large), 10)
+	t.Logf("rebuilding a runbook of 50 steps × 100 versions: %d statements", len(large))
 }
