@@ -16,7 +16,11 @@ import (
 //     order, and the guarantee that no version repeats;
 //   - (account_id, id): an account's log in insertion order;
 //   - (account_id, created_at): an account's log by time;
-//   - (associated_type, associated_id): a runbook's steps' rows.
+//   - (associated_type, associated_id): a runbook's steps' rows;
+//   - (account_id, transaction_id, id): an account's log in commit order,
+//     for the polling cursor of the httpapi package;
+//   - (account_id, user_id, created_at): one actor's changes by time, for
+//     the user_id filter of the httpapi package.
 func Migrate(ctx context.Context, db *gorm.DB) error {
 	if err := db.WithContext(ctx).AutoMigrate(&Audit{}, &AccountStatus{}); err != nil {
 		return fmt.Errorf("audit: migrate: %w", err)

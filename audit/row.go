@@ -36,7 +36,7 @@ type Audit struct {
 	// ID orders rows by insertion. It is not a commit order on PostgreSQL.
 	ID int64 `gorm:"primaryKey;autoIncrement;index:idx_audits_account_id,priority:2;index:idx_audits_account_txid,priority:3" json:"id"`
 	// AccountID is the tenant the audited record belongs to.
-	AccountID int64 `gorm:"not null;default:0;index:idx_audits_account_id,priority:1;index:idx_audits_account_created,priority:1;index:idx_audits_account_txid,priority:1" json:"account_id"`
+	AccountID int64 `gorm:"not null;default:0;index:idx_audits_account_id,priority:1;index:idx_audits_account_created,priority:1;index:idx_audits_account_txid,priority:1;index:idx_audits_account_user,priority:1" json:"account_id"`
 	// AuditableID is the audited record's primary key, as text.
 	AuditableID string `gorm:"size:255;not null;uniqueIndex:idx_audits_auditable_version,priority:2" json:"auditable_id"`
 	// AuditableType is the audited model's registered type name, such as
@@ -48,7 +48,7 @@ type Audit struct {
 	AssociatedID   string `gorm:"size:255;not null;default:'';index:idx_audits_associated,priority:2" json:"associated_id"`
 	AssociatedType string `gorm:"size:255;not null;default:'';index:idx_audits_associated,priority:1" json:"associated_type"`
 	// UserID and UserType identify the actor from the context ([WithActor]).
-	UserID   string `gorm:"size:255;not null;default:''" json:"user_id"`
+	UserID   string `gorm:"size:255;not null;default:'';index:idx_audits_account_user,priority:2" json:"user_id"`
 	UserType string `gorm:"size:255;not null;default:''" json:"user_type"`
 	// Action is create, update or destroy.
 	Action Action `gorm:"size:16;not null" json:"action"`
@@ -64,7 +64,7 @@ type Audit struct {
 	RemoteAddress string `gorm:"size:255;not null;default:''" json:"remote_address"`
 	RequestUUID   string `gorm:"size:255;not null;default:''" json:"request_uuid"`
 	// CreatedAt is when the audited change was written, in UTC.
-	CreatedAt time.Time `gorm:"not null;index:idx_audits_account_created,priority:2" json:"created_at"`
+	CreatedAt time.Time `gorm:"not null;index:idx_audits_account_created,priority:2;index:idx_audits_account_user,priority:3" json:"created_at"`
 	// TransactionID is the PostgreSQL transaction that wrote the row
 	// (pg_current_xact_id), 0 on SQLite. Ordering by (TransactionID, ID)
 	// and handing out only rows below the oldest running transaction gives
