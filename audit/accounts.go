@@ -61,9 +61,9 @@ func Account(ctx context.Context, db *gorm.DB, accountID int64) (AccountStatus, 
 }
 
 func setAccount(ctx context.Context, db *gorm.DB, accountID int64, enable bool) (AccountStatus, error) {
-	now := time.Now().UTC().Truncate(time.Microsecond)
+	now := time.Now().UTC().Truncate(time.Millisecond)
 	if p, ok := FromDB(db); ok {
-		now = p.cfg.Now().UTC().Truncate(time.Microsecond)
+		now = p.cfg.Now().UTC().Truncate(time.Millisecond)
 	}
 	var s AccountStatus
 	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {

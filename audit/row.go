@@ -63,7 +63,9 @@ type Audit struct {
 	Comment       string `gorm:"not null;default:''" json:"comment"`
 	RemoteAddress string `gorm:"size:255;not null;default:''" json:"remote_address"`
 	RequestUUID   string `gorm:"size:255;not null;default:''" json:"request_uuid"`
-	// CreatedAt is when the audited change was written, in UTC.
+	// CreatedAt is when the audited change was written, in UTC, truncated
+	// to the millisecond: the precision it is shown with, so that a moment
+	// read from an audit row names exactly the state after that row.
 	CreatedAt time.Time `gorm:"not null;index:idx_audits_account_created,priority:2;index:idx_audits_account_user,priority:3" json:"created_at"`
 	// TransactionID is the PostgreSQL transaction that wrote the row
 	// (pg_current_xact_id), 0 on SQLite. Ordering by (TransactionID, ID)

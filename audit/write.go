@@ -38,7 +38,7 @@ func (p *Plugin) start(db *gorm.DB, m *model, action Action) (*recorder, error) 
 	if hasActor := who(r.ctx, &r.who); !hasActor && p.cfg.RequireActor {
 		return nil, ErrNoActor
 	}
-	r.who.CreatedAt = p.cfg.Now().UTC().Truncate(time.Microsecond)
+	r.who.CreatedAt = p.cfg.Now().UTC().Truncate(time.Millisecond)
 	if p.cfg.EnabledAccountsOnly {
 		enabled, err := p.accounts.enabled(db, r.who.CreatedAt)
 		if err != nil {
