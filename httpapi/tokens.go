@@ -61,7 +61,17 @@ type TokenSpec struct {
 	PrincipalID string
 	// PrincipalType is the kind of caller. Defaults to [PrincipalBot].
 	PrincipalType string
+	// Plaintext, when set, is the token to store instead of a new random
+	// one, for a token chosen elsewhere (a demo, a move from another
+	// store). It must be [TokenPrefix] followed by at least 22 characters
+	// of the URL-safe base64 alphabet (128 bits or more). Defaults to a
+	// new random token.
+	Plaintext string
 }
+
+// ErrTokenExists is returned by [IssueToken] when the chosen
+// [TokenSpec].Plaintext is already stored.
+var ErrTokenExists = errors.New("httpapi: token already issued")
 
 // ErrTokenNotFound is returned by [RevokeToken] when the account has no
 // token with that id.
@@ -84,12 +94,28 @@ func IssueToken(ctx context.Context, db *gorm.DB, spec TokenSpec) (plaintext str
 	if spec.PrincipalType == "" {
 		spec.PrincipalType = PrincipalBot
 	}
-	var secret [tokenBytes]byte
-	if _, err := rand.Read(secret[:]); err != nil {
-		return "", Token{}, fmt.Errorf("httpapi: issue token: %w", err)
+	if spec.Plaintext != "" {
+		if !chosenTokenOK(spec.Plaintext) {
+			return "", Token{}, fmt.Errorf("httpapi: issue token: Plaintext must be %q and 22 or more URL-safe base64 characters", TokenPrefix)
+		}
+		plaintext = spec.Plaintext
+	} else {
+		var secret [tokenBytes]byte
+		if _, err := rand.Read(secret[:]); err != nil {
+			return "", Token{}, fmt.Errorf("httpapi: issue token: %w", err)
+		}
+		plaintext = TokenPrefix + base64.RawURLEncoding.EncodeToString(secret[:])
 	}
-	plaintext = TokenPrefix + base64.RawURLEncoding.EncodeToString(secret[:])
 	sum := sha256.Sum256([]byte(plaintext))
+	if spec.Plaintext != "" {
+		var n int64
+		if err := db.WithContext(ctx).Model(&Token{}).Where("hash = ?", sum[:]).Count(&n).Error; err != nil {
+			return "", Token{}, fmt.Errorf("httpapi: issue token: %w", err)
+		}
+		if n > 0 {
+			return "", Token{}, ErrTokenExists
+		}
+	}
 	tok = Token{
 		AccountID: spec.AccountID, Name: spec.Name,
 		PrincipalID: spec.PrincipalID, PrincipalType: spec.PrincipalType,
@@ -100,6 +126,21 @@ func IssueToken(ctx context.Context, db *gorm.DB, spec TokenSpec) (plaintext str
 		return "", Token{}, fmt.Errorf("httpapi: issue token: %w", err)
 	}
 	return plaintext, tok, nil
+}
+
+// chosenTokenOK reports whether a chosen token has the prefix and at least
+// 128 bits of URL-safe base64 after it.
+func chosenTokenOK(s string) bool {
+	rest, ok := strings.CutPrefix(s, TokenPrefix)
+	if !ok || len(rest) < 22 || len(rest) > 512 {
+		return false
+	}
+	for _, c := range rest {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // ListTokens returns the account's tokens, revoked ones included, oldest
