@@ -71,9 +71,11 @@ func setAccount(ctx context.Context, db *gorm.DB, accountID int64, enable bool) 
 		if tx.Dialector.Name() == "postgres" {
 			q = tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
 		}
-		err := q.Where("account_id = ?", accountID).Take(&s).Error
+		// Find, not Take: a missing row is expected, not an error to log.
+		res := q.Where("account_id = ?", accountID).Limit(1).Find(&s)
+		err := res.Error
 		switch {
-		case errors.Is(err, gorm.ErrRecordNotFound):
+		case err == nil && res.RowsAffected == 0:
 			if !enable {
 				s = AccountStatus{AccountID: accountID} // never enabled: nothing to record
 				return nil

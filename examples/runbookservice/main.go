@@ -1,0 +1,181 @@
+// Command runbookservice is a runnable example of the library: a small JSON
+// API for runbooks and their steps, audited with the audit plugin, with the
+// runbook audit endpoint mounted for bot users and runbook revert over HTTP.
+//
+// Run it with no configuration to get a SQLite database file, a demo account
+// with a runbook and some history, and two tokens: a user token for editing
+// and a bot token for reading the audit log.
+//
+//	go run ./examples/runbookservice
+//
+// Flags (see -h):
+//
+//	-addr             address to listen on (default 127.0.0.1:8080)
+//	-db               SQLite database file (default runbookservice.db)
+//	-database-url     PostgreSQL URL; overrides -db (default $DATABASE_URL)
+//	-demo-user-token  the demo user's token (default: a new random one)
+//	-demo-bot-token   the demo bot's token (default: a new random one)
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"gorm.io/driver/postgres"
+	"gorm.io/driver/sqlite"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/gormaudit/gormaudit/audit"
+	"github.com/gormaudit/gormaudit/httpapi"
+	"github.com/gormaudit/gormaudit/runbooks"
+)
+
+// config is the service's command line.
+type config struct {
+	addr        string
+	sqlitePath  string
+	databaseURL string
+	userToken   string
+	botToken    string
+}
+
+func main() {
+	cfg, err := parseFlags(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "runbookservice:", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var cfg config
+	fs := flag.NewFlagSet("runbookservice", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free port)")
+	fs.StringVar(&cfg.sqlitePath, "db", "runbookservice.db", "SQLite database file, used unless -database-url is set")
+	fs.StringVar(&cfg.databaseURL, "database-url", os.Getenv("DATABASE_URL"),
+		"PostgreSQL URL such as postgres://user@host:5432/db (default $DATABASE_URL); overrides -db")
+	fs.StringVar(&cfg.userToken, "demo-user-token", "",
+		"token of the demo user, who edits runbooks (must start with \""+httpapi.TokenPrefix+"\"; default: a new random token)")
+	fs.StringVar(&cfg.botToken, "demo-bot-token", "",
+		"token of the demo bot, who reads the audit log (must start with \""+httpapi.TokenPrefix+"\"; default: a new random token)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: runbookservice [flags]\n\n"+
+			"Serves an audited runbook API and the runbook audit endpoint, with a seeded demo account.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "runbookservice: unexpected arguments: %v\n", fs.Args())
+		fs.Usage()
+		return config{}, errors.New("unexpected arguments")
+	}
+	return cfg, nil
+}
+
+// run serves until ctx is done, then shuts down gracefully.
+func run(ctx context.Context, cfg config, stdout io.Writer) error {
+	db, where, err := openDB(cfg)
+	if err != nil {
+		return err
+	}
+	if sqlDB, err := db.DB(); err == nil {
+		defer sqlDB.Close()
+	}
+	if err := db.Use(audit.New(audit.Config{Models: runbooks.Models(), EnabledAccountsOnly: true})); err != nil {
+		return err
+	}
+	for _, migrate := range []func(context.Context, *gorm.DB) error{runbooks.Migrate, audit.Migrate, httpapi.Migrate} {
+		if err := migrate(ctx, db); err != nil {
+			return err
+		}
+	}
+	demo, err := seed(ctx, db, cfg.userToken, cfg.botToken)
+	if err != nil {
+		return fmt.Errorf("seed the demo account: %w", err)
+	}
+
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	handler, err := newServer(db, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	base := "http://" + ln.Addr().String()
+	fmt.Fprintf(stdout, "runbookservice listening on %s (database: %s)\n", base, where)
+	fmt.Fprintf(stdout, "demo user token (edits runbooks):  %s\n", demo.userToken)
+	fmt.Fprintf(stdout, "demo bot token (reads audits):     %s\n", demo.botToken)
+	fmt.Fprintf(stdout, "demo runbook:                      %s\n", demo.runbookID)
+	fmt.Fprintf(stdout, "try: curl -H 'Authorization: Bearer %s' '%s/v1/runbook_audits?runbook_id=%s&sort=asc'\n",
+		demo.botToken, base, demo.runbookID)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	fmt.Fprintln(stdout, "runbookservice: shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	fmt.Fprintln(stdout, "runbookservice: stopped")
+	return nil
+}
+
+// openDB opens PostgreSQL when a URL is given, else the SQLite file.
+func openDB(cfg config) (*gorm.DB, string, error) {
+	gcfg := &gorm.Config{Logger: logger.Default.LogMode(logger.Warn)}
+	if cfg.databaseURL != "" {
+		db, err := gorm.Open(postgres.Open(cfg.databaseURL), gcfg)
+		if err != nil {
+			return nil, "", fmt.Errorf("open PostgreSQL: %w", err)
+		}
+		return db, "PostgreSQL", nil
+	}
+	// One connection and immediate transactions: SQLite has one writer, and
+	// a transaction that reads before it writes must hold the write lock
+	// from its start.
+	dsn := "file:" + cfg.sqlitePath + "?_foreign_keys=1&_busy_timeout=5000&_txlock=immediate&_journal_mode=WAL"
+	db, err := gorm.Open(sqlite.Open(dsn), gcfg)
+	if err != nil {
+		return nil, "", fmt.Errorf("open SQLite %s: %w", cfg.sqlitePath, err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, "", err
+	}
+	sqlDB.SetMaxOpenConns(1)
+	return db, "SQLite " + cfg.sqlitePath, nil
+}
