@@ -1,0 +1,190 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/gormaudit/gormaudit/audit"
+)
+
+// SubscribersTableName is the table webhook subscribers and their delivery
+// cursors are stored in.
+const SubscribersTableName = "audit_subscribers"
+
+// SecretPrefix starts every webhook secret made by [AddSubscriber].
+const SecretPrefix = "whsec_"
+
+// Subscriber is a webhook that receives an account's new audit rows, as
+// stored by [AddSubscriber]. The [Notifier] delivers to it the rows that
+// match all of its non-empty filters, in the polling stream's order, and
+// keeps its place in that stream in the row itself.
+type Subscriber struct {
+	// ID identifies the subscriber; deliveries carry it in
+	// X-Audit-Subscriber.
+	ID int64 `gorm:"primaryKey;autoIncrement" json:"id"`
+	// AccountID is the account whose rows are delivered.
+	AccountID int64 `gorm:"not null;index" json:"account_id"`
+	// URL receives the POSTs.
+	URL string `gorm:"size:2048;not null" json:"url"`
+	// Secret is the HMAC-SHA256 key of the signatures. It is stored as
+	// given, since signing needs it, and never serialised to JSON.
+	Secret string `gorm:"size:255;not null" json:"-"`
+	// RunbookID, when set, selects the runbook's own rows and its steps'.
+	RunbookID string `gorm:"size:255;not null;default:''" json:"runbook_id"`
+	// AuditableType, when set, selects one type of record.
+	AuditableType string `gorm:"size:255;not null;default:''" json:"auditable_type"`
+	// Action, when set, selects one action.
+	Action audit.Action `gorm:"size:16;not null;default:''" json:"action"`
+	// CursorTxID and CursorID are the stream position of the last row
+	// delivered with a 2xx answer (or of the log's end when the
+	// subscriber was added): delivery resumes after it.
+	CursorTxID int64 `gorm:"column:cursor_transaction_id;not null;default:0" json:"-"`
+	CursorID   int64 `gorm:"not null;default:0" json:"last_delivered_id"`
+	// Failures counts the failed attempts at the row being delivered, and
+	// LastError tells why the last one failed; both are reset by a
+	// delivery.
+	Failures  int    `gorm:"not null;default:0" json:"failures"`
+	LastError string `gorm:"size:1024;not null;default:''" json:"last_error"`
+	// DeliveredAt is when a row was last delivered.
+	DeliveredAt *time.Time `json:"delivered_at"`
+	CreatedAt   time.Time  `gorm:"not null" json:"created_at"`
+}
+
+// TableName implements gorm's Tabler.
+func (Subscriber) TableName() string { return SubscribersTableName }
+
+func (s *Subscriber) position() position { return position{TxID: s.CursorTxID, ID: s.CursorID} }
+
+// SubscriberSpec describes a subscriber to add with [AddSubscriber].
+type SubscriberSpec struct {
+	// AccountID is the account whose rows are delivered. Required.
+	AccountID int64
+	// URL is the absolute http or https URL that receives the POSTs.
+	// Required.
+	URL string
+	// Secret is the signing key. Defaults to a new random secret starting
+	// with [SecretPrefix], returned in [Subscriber.Secret].
+	Secret string
+	// RunbookID selects a runbook's own rows and its steps' rows. Defaults
+	// to every runbook.
+	RunbookID string
+	// AuditableType is "Runbooks::Runbook" or "Runbooks::Step". Defaults to
+	// both.
+	AuditableType string
+	// Action is create, update or destroy. Defaults to all three.
+	Action audit.Action
+	// FromStart delivers the account's whole log, oldest row first.
+	// Defaults to false: only rows that reach the polling stream after the
+	// subscriber is added.
+	FromStart bool
+}
+
+// ErrSubscriberNotFound is returned by [DeleteSubscriber] when the account
+// has no subscriber with that id.
+var ErrSubscriberNotFound = errors.New("httpapi: subscriber not found")
+
+// MigrateNotifier creates or updates the subscribers table. Run it with
+// audit.Migrate in services that use the [Notifier].
+func MigrateNotifier(ctx context.Context, db *gorm.DB) error {
+	if err := db.WithContext(ctx).AutoMigrate(&Subscriber{}); err != nil {
+		return fmt.Errorf("httpapi: migrate notifier: %w", err)
+	}
+	return nil
+}
+
+// AddSubscriber stores a subscriber and returns it, with its secret: hand
+// the secret to the receiver so that it can check signatures with
+// [VerifySignature]. The subscriber's cursor starts at the end of the
+// account's log, or at its start with spec.FromStart.
+func AddSubscriber(ctx context.Context, db *gorm.DB, spec SubscriberSpec) (Subscriber, error) {
+	if spec.AccountID == 0 {
+		return Subscriber{}, errors.New("httpapi: add subscriber: AccountID is required")
+	}
+	u, err := url.Parse(spec.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return Subscriber{}, errors.New("httpapi: add subscriber: URL must be an absolute http or https URL")
+	}
+	if spec.AuditableType != "" && !slices.Contains(auditableTypes, spec.AuditableType) {
+		return Subscriber{}, fmt.Errorf("httpapi: add subscriber: AuditableType must be %q or %q", auditableTypes[0], auditableTypes[1])
+	}
+	if spec.Action != "" && !spec.Action.Valid() {
+		return Subscriber{}, errors.New(`httpapi: add subscriber: Action must be "create", "update" or "destroy"`)
+	}
+	if spec.Secret == "" {
+		var b [32]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return Subscriber{}, fmt.Errorf("httpapi: add subscriber: %w", err)
+		}
+		spec.Secret = SecretPrefix + base64.RawURLEncoding.EncodeToString(b[:])
+	}
+	sub := Subscriber{
+		AccountID: spec.AccountID, URL: spec.URL, Secret: spec.Secret,
+		RunbookID: spec.RunbookID, AuditableType: spec.AuditableType, Action: spec.Action,
+		CreatedAt: time.Now().UTC().Truncate(time.Microsecond),
+	}
+	if !spec.FromStart {
+		p, err := streamEnd(ctx, db, spec.AccountID)
+		if err != nil {
+			return Subscriber{}, fmt.Errorf("httpapi: add subscriber: %w", err)
+		}
+		sub.CursorTxID, sub.CursorID = p.TxID, p.ID
+	}
+	if err := db.WithContext(ctx).Create(&sub).Error; err != nil {
+		return Subscriber{}, fmt.Errorf("httpapi: add subscriber: %w", err)
+	}
+	return sub, nil
+}
+
+// streamEnd returns the position of the last row of the account's polling
+// stream. Every row not yet in the stream sorts after it: on PostgreSQL
+// such a row's transaction is at or above the snapshot's xmin, above every
+// transaction id in the stream.
+func streamEnd(ctx context.Context, db *gorm.DB, accountID int64) (position, error) {
+	sql := `SELECT transaction_id, id FROM audits WHERE account_id = ?`
+	if db.Dialector.Name() == "postgres" {
+		sql += ` AND ` + finishedSQL
+	}
+	sql += ` ORDER BY transaction_id DESC, id DESC LIMIT 1`
+	var ps []struct {
+		TransactionID int64
+		ID            int64
+	}
+	if err := db.WithContext(ctx).Raw(sql, accountID).Scan(&ps).Error; err != nil {
+		return position{}, err
+	}
+	if len(ps) == 0 {
+		return position{}, nil
+	}
+	return position{TxID: ps[0].TransactionID, ID: ps[0].ID}, nil
+}
+
+// ListSubscribers returns the account's subscribers, oldest first.
+func ListSubscribers(ctx context.Context, db *gorm.DB, accountID int64) ([]Subscriber, error) {
+	var subs []Subscriber
+	if err := db.WithContext(ctx).Where("account_id = ?", accountID).Order("id").Find(&subs).Error; err != nil {
+		return nil, fmt.Errorf("httpapi: list subscribers: %w", err)
+	}
+	return subs, nil
+}
+
+// DeleteSubscriber removes the account's subscriber id; a running
+// [Notifier] stops delivering to it. It returns [ErrSubscriberNotFound] when
+// the account has no such subscriber.
+func DeleteSubscriber(ctx context.Context, db *gorm.DB, accountID, id int64) error {
+	res := db.WithContext(ctx).Where("account_id = ? AND id = ?", accountID, id).Delete(&Subscriber{})
+	if res.Error != nil {
+		return fmt.Errorf("httpapi: delete subscriber: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return ErrSubscriberNotFound
+	}
+	return nil
+}
