@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gormaudit/gormaudit/audit"
+	"github.com/gormaudit/gormaudit/internal/dbtest"
 	"github.com/gormaudit/gormaudit/runbooks"
 )
 
@@ -516,4 +517,44 @@ func TestAddSubscriber(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, left, 1)
 	require.Equal(t, b.ID, left[0].ID)
+}
+
+// TestNotifierInsertOrderGap is the gap a notifier keyed on row ids falls
+// into: A inserts its audit row (the smaller id) and stays open, B inserts
+// a larger id and commits. B's row must wait until A commits, and then
+// both are delivered, A's first.
+func TestNotifierInsertOrderGap(t *testing.T) {
+	t.Parallel()
+	if dbtest.Dialect() != dbtest.Postgres {
+		t.Skip("SQLite has a single writer: ids commit in order")
+	}
+	e := nsetup(t)
+	rc := newReceiver(t)
+	sub := rc.subscribe(t, e, SubscriberSpec{AccountID: 1})
+	var looks atomic.Int64
+	n := newNotifier(t, e, nil)
+	n.caughtUp = func(int64) { looks.Add(1); rc.poke() }
+	start(t, n)
+
+	txA := e.w().Begin()
+	require.NoError(t, txA.Error)
+	t.Cleanup(func() { txA.Rollback() })
+	require.NoError(t, txA.Create(&runbooks.Runbook{AccountID: 1, Name: "A"}).Error)
+	require.NoError(t, e.w().Create(&runbooks.Runbook{AccountID: 1, Name: "B"}).Error)
+
+	// Two complete looks after B committed have found nothing to send.
+	from := looks.Load()
+	rc.waitFor(t, "two looks", func() bool { return looks.Load() >= from+2 })
+	arrived, _ := rc.got(sub.ID)
+	require.Empty(t, arrived, "B's row was sent while A, older, was open")
+
+	require.NoError(t, txA.Commit().Error)
+	rc.waitFor(t, "both rows", func() bool {
+		_, acked := rc.got(sub.ID)
+		return len(acked) >= 2
+	})
+	var byID []int64
+	require.NoError(t, e.db.Model(&audit.Audit{}).Where("account_id = 1").Order("id").Pluck("id", &byID).Error)
+	_, acked := rc.got(sub.ID)
+	require.Equal(t, byID, acked, "A's row (the smaller id) first, then B's")
 }
