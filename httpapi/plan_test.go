@@ -73,7 +73,7 @@ func TestPlansUseIndexes(t *testing.T) {
 		explain(name+" poll", pollStmt(&q, 7, *q.After, true))
 	}
 	_, err := resolveAfterID(t.Context(), e.db, 7, 140_000)
-	require.ErrorIs(t, err, errAfterIDUnknown, "row 140000 is account 100's")
+	require.ErrorIs(t, err, errAfterIDUnknown, "row 140000 is account 71's")
 	var lines []string
 	require.NoError(t, e.db.Raw(`EXPLAIN SELECT transaction_id FROM audits WHERE account_id = ? AND id = ?`, 7, 140_000).Scan(&lines).Error)
 	require.NotContains(t, strings.Join(lines, "\n"), "Seq Scan on audits")
