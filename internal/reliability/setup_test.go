@@ -1,0 +1,93 @@
+// Package reliability is the cross-cutting suite behind the README's
+// "Reliability" table: concurrent writers, faults, fuzzed history and
+// hostile HTTP input. Every test prints one line starting with RELIABILITY,
+// a row of that table; TestMain prints its header. Regenerate the table
+// with the command in the README (both databases, -race).
+package reliability
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"gorm.io/gorm"
+
+	"github.com/gormaudit/gormaudit/audit"
+	"github.com/gormaudit/gormaudit/httpapi"
+	"github.com/gormaudit/gormaudit/internal/dbtest"
+	"github.com/gormaudit/gormaudit/runbooks"
+)
+
+func TestMain(m *testing.M) {
+	fmt.Println("RELIABILITY | scenario | database | size | checked | outcome | time |")
+	fmt.Println("RELIABILITY |---|---|---|---|---|---|")
+	os.Exit(m.Run())
+}
+
+// actor writes every change of this suite.
+var actor = audit.Actor{ID: "6f1c7c8e-7a51-4d1e-9a8e-5b0f1e2d3c4b", Type: "User"}
+
+type env struct {
+	db  *gorm.DB // audited
+	dsn string   // a second pool to the same database
+	ctx context.Context
+}
+
+// setup opens a test database with the runbook, audit and token tables and
+// the audit plugin registered.
+func setup(t testing.TB) *env {
+	t.Helper()
+	db, dsn := dbtest.OpenWithURL(t)
+	ctx := context.Background()
+	require.NoError(t, runbooks.Migrate(ctx, db))
+	require.NoError(t, audit.Migrate(ctx, db))
+	require.NoError(t, httpapi.Migrate(ctx, db))
+	require.NoError(t, db.Use(audit.New(audit.Config{Models: runbooks.Models()})))
+	return &env{db: db, dsn: dsn, ctx: audit.WithActor(ctx, actor)}
+}
+
+// w is the audited database bound to the suite's actor.
+func (e *env) w() *gorm.DB { return e.db.WithContext(e.ctx) }
+
+// row is one row of the Reliability table. A test fills in Size and Checked
+// as it learns them; the row is printed when the test ends, with the
+// outcome the test had.
+type row struct {
+	mu       sync.Mutex
+	Scenario string
+	Size     string
+	Checked  string
+	start    time.Time
+}
+
+// report registers the test's table row.
+func report(t testing.TB, scenario string) *row {
+	t.Helper()
+	r := &row{Scenario: scenario, start: time.Now()}
+	t.Cleanup(func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		outcome := "pass"
+		switch {
+		case t.Failed():
+			outcome = "FAIL"
+		case t.Skipped():
+			outcome = "skipped"
+		}
+		cell := func(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+		fmt.Printf("RELIABILITY | %s | %s | %s | %s | %s | %.1fs |\n", cell(r.Scenario), dbtest.Dialect(),
+			cell(r.Size), cell(r.Checked), outcome, time.Since(r.start).Seconds())
+	})
+	return r
+}
+
+func (r *row) set(size, checked string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.Size, r.Checked = size, checked
+}
