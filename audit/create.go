@@ -81,18 +81,9 @@ func (p *Plugin) afterCreate(db *gorm.DB) {
 		return
 	}
 	recs, _ := records(db.Statement.ReflectValue)
-	for _, rv := range recs {
-		if !r.wants(rv) {
-			continue
-		}
-		changes, err := r.m.snapshot(r.ctx, rv)
-		if err != nil {
-			r.fail(err)
-			return
-		}
-		r.add(rv, changes)
+	if r.addSnapshots(recs) {
+		r.flush()
 	}
-	r.flush()
 }
 
 func (p *Plugin) afterUpsert(db *gorm.DB, r *recorder) {

@@ -84,18 +84,9 @@ func (p *Plugin) auditedDelete(db *gorm.DB, r *recorder) {
 	if userReturning {
 		deliverReturning(db, gone)
 	}
-	for _, rv := range gone {
-		if !r.wants(rv) {
-			continue
-		}
-		changes, err := r.m.snapshot(r.ctx, rv)
-		if err != nil {
-			r.fail(err)
-			return
-		}
-		r.add(rv, changes)
+	if r.addSnapshots(gone) {
+		r.flush()
 	}
-	r.flush()
 }
 
 // addPrimaryKeyConditions restricts a delete to the primary keys held by rv,

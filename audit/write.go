@@ -86,6 +86,24 @@ func (r *recorder) addAction(rv reflect.Value, action Action, changes Changes) {
 	r.rows = append(r.rows, a)
 }
 
+// addSnapshots queues a row with every audited column for each record whose
+// account is recorded: the changes of a create or a destroy. It reports
+// false, having failed the statement, when a value cannot be encoded.
+func (r *recorder) addSnapshots(recs []reflect.Value) bool {
+	for _, rv := range recs {
+		if !r.wants(rv) {
+			continue
+		}
+		changes, err := r.m.snapshot(r.ctx, rv)
+		if err != nil {
+			r.fail(err)
+			return false
+		}
+		r.add(rv, changes)
+	}
+	return true
+}
+
 // fail reports err as the statement's error, wrapped with what failed.
 func (r *recorder) fail(err error) {
 	_ = r.db.AddError(&WriteError{Type: r.m.typeName, Action: r.action, Err: err})
