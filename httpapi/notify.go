@@ -112,6 +112,9 @@ func AddSubscriber(ctx context.Context, db *gorm.DB, spec SubscriberSpec) (Subsc
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return Subscriber{}, errors.New("httpapi: add subscriber: URL must be an absolute http or https URL")
 	}
+	if len(spec.URL) > 2048 || len(spec.Secret) > 255 || len(spec.RunbookID) > 255 {
+		return Subscriber{}, errors.New("httpapi: add subscriber: URL is limited to 2048 bytes, Secret and RunbookID to 255")
+	}
 	if spec.AuditableType != "" && !slices.Contains(auditableTypes, spec.AuditableType) {
 		return Subscriber{}, fmt.Errorf("httpapi: add subscriber: AuditableType must be %q or %q", auditableTypes[0], auditableTypes[1])
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -497,6 +498,7 @@ func TestAddSubscriber(t *testing.T) {
 		{AccountID: 1, URL: "ftp://h/x"},
 		{AccountID: 1, URL: "http://h/x", AuditableType: "Users::User"},
 		{AccountID: 1, URL: "http://h/x", Action: "touch"},
+		{AccountID: 1, URL: "http://h/x", Secret: strings.Repeat("s", 256)},
 	} {
 		_, err := AddSubscriber(e.ctx, e.db, spec)
 		require.Error(t, err, "%+v", spec)
