@@ -125,19 +125,8 @@ func NewHandler(db *gorm.DB, opts *Options) (*Handler, error) {
 // listResponse is the 200 body.
 type listResponse struct {
 	Data       []audit.Audit `json:"data"`
-	Pagination *pagination   `json:"pagination,omitempty"`
+	Pagination *Pagination   `json:"pagination,omitempty"`
 	Cursor     *cursorInfo   `json:"cursor,omitempty"`
-}
-
-type pagination struct {
-	Count      int64 `json:"count"`
-	CountExact bool  `json:"count_exact"`
-	Page       int   `json:"page"`
-	Items      int   `json:"items"`
-	Pages      int64 `json:"pages"`
-	Last       int64 `json:"last"`
-	Prev       *int  `json:"prev"`
-	Next       *int  `json:"next"`
 }
 
 type cursorInfo struct {
@@ -255,7 +244,7 @@ func (h *Handler) envelope(q *query, pg *page) listResponse {
 		return resp
 	}
 	pages := max(1, (pg.count+int64(q.PerPage)-1)/int64(q.PerPage))
-	pa := &pagination{Count: pg.count, CountExact: pg.exact, Page: q.Page, Items: len(pg.rows), Pages: pages, Last: pages}
+	pa := &Pagination{Count: pg.count, CountExact: pg.exact, Page: q.Page, Items: len(pg.rows), Pages: pages, Last: pages}
 	if q.Page > 1 {
 		prev := min(q.Page-1, int(pages))
 		pa.Prev = &prev

@@ -86,7 +86,7 @@ func (e *env) do(t testing.TB, method, token, rawQuery string) response {
 // wireList is the 200 body as a client decodes it.
 type wireList struct {
 	Data       []audit.Audit `json:"data"`
-	Pagination *pagination   `json:"pagination"`
+	Pagination *Pagination   `json:"pagination"`
 	Cursor     *cursorInfo   `json:"cursor"`
 }
 
