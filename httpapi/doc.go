@@ -78,4 +78,20 @@
 // range, over 255 bytes) gets 400 with a JSON body naming it:
 //
 //	{"error": {"code": "invalid_parameter", "parameter": "per_page", "message": "..."}}
+//
+// # Go client
+//
+// [NewClient] reads the endpoint from Go with typed rows: [Client.List] one
+// page, [Client.All] every page, [Client.Poll] one step of the polling
+// stream, and [Client.Watch] follows the stream, handing each new row to a
+// func once and reporting cursors to save so that it resumes after a
+// restart.
+//
+// # Alerting
+//
+// A [Notifier] delivers every new audit row matching a subscriber's filters
+// ([AddSubscriber]) to its webhook as a signed POST, in the polling stream's
+// order, retrying with exponential backoff and storing its cursor only
+// after a 2xx: at least once, in order per subscriber, nothing lost across
+// restarts. Receivers check deliveries with [VerifySignature].
 package httpapi
