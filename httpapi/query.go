@@ -109,10 +109,12 @@ func parseQuery(raw string, lim limits) (query, error) {
 		k, v, _ := strings.Cut(part, "=")
 		name, err := url.QueryUnescape(k)
 		if err != nil || !utf8.ValidString(name) || name == "" {
-			return query{}, paramErr("query", "malformed parameter name %q", clip(k))
+			return query{}, paramErr("query", "malformed parameter name %q", shown(k))
 		}
 		if !knownParams[name] {
-			return query{}, paramErr(name, "unknown parameter")
+			// The name is echoed in the error and the request log: a
+			// token pasted into the query string must not be.
+			return query{}, paramErr(shown(name), "unknown parameter")
 		}
 		if _, dup := seen[name]; dup {
 			return query{}, paramErr(name, "given more than once")
@@ -241,6 +243,15 @@ func intParam(name, v string, lo, hi int64) (int, error) {
 		return 0, paramErr(name, "must be an integer from %d to %d", lo, hi)
 	}
 	return int(n), nil
+}
+
+// shown is how an unknown or malformed parameter name appears in errors and
+// logs: clipped, and redacted when it looks like one of our tokens.
+func shown(s string) string {
+	if strings.HasPrefix(s, TokenPrefix) {
+		return TokenPrefix + "…(redacted)"
+	}
+	return clip(s)
 }
 
 func clip(s string) string {

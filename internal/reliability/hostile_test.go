@@ -313,6 +313,8 @@ func TestReliabilityTokensNotLogged(t *testing.T) {
 		{"in a filter value", "user_id=" + esc, nil},
 		{"as the cursor", "cursor=" + esc, nil},
 		{"as after_id", "after_id=" + esc, nil},
+		{"pasted as the whole query", tok, nil},
+		{"as a parameter name", esc + "=x", nil},
 	}
 	for _, c := range cases {
 		r := hs.get(t, c.query, c.hdr)
