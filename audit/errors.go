@@ -14,6 +14,14 @@ var ErrNoActor = errors.New("audit: no actor in the write's context (use audit.W
 // write is rolled back rather than silently left unaudited.
 var ErrUnsupportedWrite = errors.New("audit: write form cannot be audited")
 
+// ErrVersionConflict is wrapped by a [*WriteError] when another transaction
+// recorded the same version of the record first. Under READ COMMITTED the
+// plugin's row locks prevent it; in a REPEATABLE READ or SERIALIZABLE
+// transaction, whose snapshot can predate a concurrent write of the same
+// record (such as re-creating a record another transaction just deleted),
+// it plays the part of a serialization failure: roll back and retry.
+var ErrVersionConflict = errors.New("audit: another transaction recorded this version of the record first; retry the transaction")
+
 // ConfigError reports an invalid [Config]; Field names the offending setting.
 type ConfigError struct {
 	Field  string

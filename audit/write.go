@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"strings"
 	"time"
@@ -106,7 +107,19 @@ func (r *recorder) addSnapshots(recs []reflect.Value) bool {
 
 // fail reports err as the statement's error, wrapped with what failed.
 func (r *recorder) fail(err error) {
+	if isVersionConflict(err) {
+		err = fmt.Errorf("%w: %w", ErrVersionConflict, err)
+	}
 	_ = r.db.AddError(&WriteError{Type: r.m.typeName, Action: r.action, Err: err})
+}
+
+// isVersionConflict reports whether err is the unique index on a record's
+// versions refusing a duplicate: PostgreSQL names the index, SQLite its
+// columns.
+func isVersionConflict(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "idx_audits_auditable_version") ||
+		strings.Contains(msg, "audits.auditable_type, audits.auditable_id, audits.version")
 }
 
 // insertBatch bounds the rows of one INSERT: 16 parameters a row stays well
