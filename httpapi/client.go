@@ -315,7 +315,7 @@ func (c *Client) Watch(ctx context.Context, opts *WatchOptions, fn func(audit.Au
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if ae, ok := errors.AsType[*APIError](err); ok && ae.StatusCode < 500 && ae.StatusCode != http.StatusTooManyRequests {
+			if ae, ok := asAPIError(err); ok && ae.StatusCode < 500 && ae.StatusCode != http.StatusTooManyRequests {
 				return err
 			}
 			wait = backoff(o.Interval, o.MaxBackoff, failures)
@@ -413,4 +413,11 @@ func (c *Client) get(ctx context.Context, v url.Values, out any) error {
 		return fmt.Errorf("httpapi: decode response: %w", err)
 	}
 	return nil
+}
+
+// asAPIError is errors.As for *APIError, as an expression.
+func asAPIError(err error) (*APIError, bool) {
+	var ae *APIError
+	ok := errors.As(err, &ae)
+	return ae, ok
 }

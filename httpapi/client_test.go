@@ -202,13 +202,13 @@ func TestClientErrors(t *testing.T) {
 	ctx := t.Context()
 
 	_, err := e.client(t, "gat_nope").List(ctx, nil)
-	ae, ok := errors.AsType[*APIError](err)
+	ae, ok := asAPIError(err)
 	require.True(t, ok, "%v", err)
 	require.Equal(t, APIError{StatusCode: 401, Code: "unauthenticated", Message: ae.Message}, *ae)
 	require.NotContains(t, err.Error(), "gat_nope", "the token never appears in errors")
 
 	_, err = e.client(t, good).List(ctx, &ListOptions{Filters: Filters{AuditableType: "Users::User"}})
-	ae, ok = errors.AsType[*APIError](err)
+	ae, ok = asAPIError(err)
 	require.True(t, ok, "%v", err)
 	require.Equal(t, 400, ae.StatusCode)
 	require.Equal(t, "invalid_parameter", ae.Code)
@@ -218,7 +218,7 @@ func TestClientErrors(t *testing.T) {
 	n := 0
 	for r, err := range e.client(t, good).All(ctx, &ListOptions{PerPage: 1000}) {
 		require.Zero(t, r.ID)
-		ae, ok := errors.AsType[*APIError](err)
+		ae, ok := asAPIError(err)
 		require.True(t, ok, "%v", err)
 		require.Equal(t, "per_page", ae.Parameter)
 		n++
@@ -226,7 +226,7 @@ func TestClientErrors(t *testing.T) {
 	require.Equal(t, 1, n)
 
 	_, err = e.client(t, good).Poll(ctx, "not-a-cursor", nil, 0)
-	ae, ok = errors.AsType[*APIError](err)
+	ae, ok = asAPIError(err)
 	require.True(t, ok, "%v", err)
 	require.Equal(t, "cursor", ae.Parameter)
 
@@ -235,7 +235,7 @@ func TestClientErrors(t *testing.T) {
 		t.Error("no row expected")
 		return nil
 	})
-	ae, ok = errors.AsType[*APIError](err)
+	ae, ok = asAPIError(err)
 	require.True(t, ok, "%v", err)
 	require.Equal(t, 401, ae.StatusCode)
 

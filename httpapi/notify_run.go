@@ -379,7 +379,7 @@ func (n *Notifier) post(ctx context.Context, sub *Subscriber, rowID int64, body 
 	req.Header.Set(HeaderSignature, Sign(sub.Secret, ts, body))
 	resp, err := n.opts.HTTPClient.Do(req)
 	if err != nil {
-		if ue, ok := errors.AsType[*url.Error](err); ok {
+		if ue, ok := asURLError(err); ok {
 			err = ue.Err
 		}
 		return fmt.Errorf("POST to %s: %w", req.URL.Host, err)
@@ -397,4 +397,11 @@ func clipError(s string) string {
 		return s[:1000]
 	}
 	return s
+}
+
+// asURLError is errors.As for *url.Error, as an expression.
+func asURLError(err error) (*url.Error, bool) {
+	var ue *url.Error
+	ok := errors.As(err, &ue)
+	return ue, ok
 }
