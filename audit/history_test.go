@@ -15,6 +15,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/gormaudit/gormaudit/audit"
+	"github.com/gormaudit/gormaudit/internal/jsontest"
 	"github.com/gormaudit/gormaudit/runbooks"
 )
 
@@ -163,7 +164,7 @@ func TestDiff(t *testing.T) {
 
 	got, err := audit.Diff(b.ctx, b.db, runbooks.TypeStep, step.ID, 1, 3)
 	require.NoError(t, err)
-	requireJSONEqual(t, map[string]any{
+	jsontest.RequireEqual(t, map[string]any{
 		"name":       []any{"Page primary", "Page secondary"},
 		"position":   []any{0, 3},
 		"config":     []any{map[string]any{"team": "sre", "escalate": true}, map[string]any{"team": "db", "nested": map[string]any{"a": []any{1, 2}}}},
@@ -173,7 +174,7 @@ func TestDiff(t *testing.T) {
 
 	back, err := audit.Diff(b.ctx, b.db, runbooks.TypeStep, step.ID, 4, 3)
 	require.NoError(t, err)
-	requireJSONEqual(t, map[string]any{
+	jsontest.RequireEqual(t, map[string]any{
 		"discarded_at": []any{snaps[4].DiscardedAt.Time.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano), nil},
 	}, back)
 

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gormaudit/gormaudit/audit"
+	"github.com/gormaudit/gormaudit/internal/jsontest"
 	"github.com/gormaudit/gormaudit/runbooks"
 )
 
@@ -31,7 +32,7 @@ func TestRevertUpdate(t *testing.T) {
 	require.Equal(t, "revert to version 1", last.Comment)
 	require.Equal(t, reverter.ID, last.UserID)
 	require.Equal(t, reverter.Type, last.UserType)
-	requireJSONEqual(t, map[string]any{
+	jsontest.RequireEqual(t, map[string]any{
 		"name":       []any{"Page secondary", "Page primary"},
 		"position":   []any{3, 0},
 		"config":     []any{map[string]any{"team": "db", "nested": map[string]any{"a": []any{1, 2}}}, map[string]any{"team": "sre", "escalate": true}},
@@ -130,7 +131,7 @@ func TestRevertDryRun(t *testing.T) {
 	require.Equal(t, audit.Ref{Type: runbooks.TypeStep, ID: step.ID}, rp.Ref)
 	require.Equal(t, audit.ActionUpdate, rp.Action)
 	require.Equal(t, 2, rp.Version)
-	requireJSONEqual(t, map[string]any{
+	jsontest.RequireEqual(t, map[string]any{
 		"position":     []any{3, 0},
 		"config":       []any{map[string]any{"team": "db", "nested": map[string]any{"a": []any{1, 2}}}, map[string]any{"team": "sre", "escalate": true}},
 		"action_id":    []any{nil, "95facc8b-be6f-4d71-90af-f13c53126de6"},
@@ -141,15 +142,15 @@ func TestRevertDryRun(t *testing.T) {
 	// The real revert writes exactly what the dry run announced.
 	var done audit.Plan
 	require.NoError(t, audit.Revert(b.ctx, b.db, runbooks.TypeStep, step.ID, 2, audit.ReportTo(&done)))
-	requireJSONEqual(t, plan, done)
+	jsontest.RequireEqual(t, plan, done)
 	rows := b.auditsOf(t, runbooks.TypeStep, step.ID)
-	requireJSONEqual(t, plan.Records[0].Changes, rows[len(rows)-1].AuditedChanges)
+	jsontest.RequireEqual(t, plan.Records[0].Changes, rows[len(rows)-1].AuditedChanges)
 
 	// A dry run of a hard-deleted record previews the re-insert.
 	require.NoError(t, b.w().Unscoped().Delete(&runbooks.Step{ID: step.ID}).Error)
 	require.NoError(t, audit.Revert(b.ctx, b.db, runbooks.TypeStep, step.ID, 1, audit.DryRun(&plan)))
 	require.Equal(t, audit.ActionCreate, plan.Records[0].Action)
-	requireJSONEqual(t, []any{nil, "Page primary"}, plan.Records[0].Changes["name"])
+	jsontest.RequireEqual(t, []any{nil, "Page primary"}, plan.Records[0].Changes["name"])
 }
 
 // Redacted columns have no past values: a revert keeps their current values
@@ -163,7 +164,7 @@ func TestRevertKeepsRedactedColumns(t *testing.T) {
 
 	st, err := audit.StateAt(b.ctx, b.db, runbooks.TypeStep, step.ID, 1)
 	require.NoError(t, err)
-	requireJSONEqual(t, audit.RedactedValue, st.Attributes["name"])
+	jsontest.RequireEqual(t, audit.RedactedValue, st.Attributes["name"])
 
 	var plan audit.Plan
 	require.NoError(t, audit.Revert(b.ctx, b.db, runbooks.TypeStep, step.ID, 1, audit.ReportTo(&plan)))

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 
@@ -66,21 +65,6 @@ func decoded(t testing.TB, c audit.Changes) map[string]any {
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(b, &m))
 	return m
-}
-
-// requireJSONEqual compares two JSON documents semantically with a diff.
-func requireJSONEqual(t testing.TB, want, got any) {
-	t.Helper()
-	norm := func(v any) any {
-		b, err := json.Marshal(v)
-		require.NoError(t, err)
-		var out any
-		require.NoError(t, json.Unmarshal(b, &out))
-		return out
-	}
-	if d := cmp.Diff(norm(want), norm(got)); d != "" {
-		t.Fatalf("mismatch (-want +got):\n%s", d)
-	}
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -108,18 +108,26 @@ func NewHandler(db *gorm.DB, opts *Options) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	var pg bool
-	switch name := db.Dialector.Name(); name {
-	case "postgres":
-		pg = true
-	case "sqlite":
-	default:
-		return nil, fmt.Errorf("httpapi: NewHandler: dialect %q is not supported (postgres, sqlite)", name)
+	pg, err := isPostgres(db, "NewHandler")
+	if err != nil {
+		return nil, err
 	}
 	return &Handler{
 		db: db, opts: o, postgres: pg, log: o.Logger,
 		lim: limits{defaultPerPage: o.DefaultPerPage, maxPerPage: o.MaxPerPage, maxOffset: o.MaxOffset},
 	}, nil
+}
+
+// isPostgres tells PostgreSQL from SQLite, the two supported databases.
+func isPostgres(db *gorm.DB, caller string) (bool, error) {
+	switch name := db.Dialector.Name(); name {
+	case "postgres":
+		return true, nil
+	case "sqlite":
+		return false, nil
+	default:
+		return false, fmt.Errorf("httpapi: %s: dialect %q is not supported (postgres, sqlite)", caller, name)
+	}
 }
 
 // listResponse is the 200 body.

@@ -120,13 +120,9 @@ func NewNotifier(db *gorm.DB, opts *NotifierOptions) (*Notifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	var pg bool
-	switch name := db.Dialector.Name(); name {
-	case "postgres":
-		pg = true
-	case "sqlite":
-	default:
-		return nil, fmt.Errorf("httpapi: NewNotifier: dialect %q is not supported (postgres, sqlite)", name)
+	pg, err := isPostgres(db, "NewNotifier")
+	if err != nil {
+		return nil, err
 	}
 	return &Notifier{db: db, opts: o, postgres: pg, log: o.Logger}, nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/gormaudit/gormaudit/audit"
 	"github.com/gormaudit/gormaudit/internal/dbtest"
+	"github.com/gormaudit/gormaudit/internal/jsontest"
 	"github.com/gormaudit/gormaudit/runbooks"
 )
 
@@ -156,7 +157,7 @@ func TestRevertRunbook(t *testing.T) {
 	}, actions, "the transient step is discarded already: nothing to do")
 	for _, r := range plan.Records {
 		if r.ID == s.rb.ID {
-			requireJSON(t, map[string]any{
+			jsontest.RequireEqual(t, map[string]any{
 				"name":     []any{"Renamed", "Major incident"},
 				"owner_id": []any{"b5f0c1d2-0000-4000-8000-000000000001", nil},
 			}, r.Changes)
@@ -173,7 +174,7 @@ func TestRevertRunbook(t *testing.T) {
 	// A's rules were not touched by the revert.
 	var a runbooks.Step
 	require.NoError(t, db.Where("id = ?", s.a.ID).Take(&a).Error)
-	requireJSON(t, []any{map[string]any{"field": "severity"}}, a.Rules)
+	jsontest.RequireEqual(t, []any{map[string]any{"field": "severity"}}, a.Rules)
 
 	// Every write was audited, in one go, with the actor and a comment.
 	var rows []audit.Audit
@@ -250,20 +251,6 @@ func TestRevertRunbookErrors(t *testing.T) {
 	requireRunbook(t, changed, snapshot(t, db, s.rb.ID))
 }
 
-func requireJSON(t testing.TB, want, got any) {
-	t.Helper()
-	norm := func(v any) any {
-		b, err := json.Marshal(v)
-		require.NoError(t, err)
-		var out any
-		require.NoError(t, json.Unmarshal(b, &out))
-		return out
-	}
-	if d := cmp.Diff(norm(want), norm(got)); d != "" {
-		t.Fatalf("mismatch (-want +got):\n%s", d)
-	}
-}
-
 // counter is a gorm logger that counts the SQL statements run through it.
 type counter struct {
 	mu   sync.Mutex
@@ -326,7 +313,7 @@ func TestRevertRunbookStatementCount(t *testing.T) {
 		require.NoError(t, runbooks.Revert(ctx, db.Session(&gorm.Session{Logger: c}), rbID, at, audit.DryRun(&plan)))
 		require.Len(t, plan.Records, n, "every step is renamed back")
 		for _, r := range plan.Records {
-			requireJSON(t, map[string]any{"name": []any{fmt.Sprintf("v%d", v), fmt.Sprintf("v%d", v/2)}}, r.Changes)
+			jsontest.RequireEqual(t, map[string]any{"name": []any{fmt.Sprintf("v%d", v), fmt.Sprintf("v%d", v/2)}}, r.Changes)
 		}
 		return c.stmt
 	}

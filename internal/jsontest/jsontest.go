@@ -1,0 +1,32 @@
+// Package jsontest compares values as JSON documents in tests.
+package jsontest
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// RequireEqual fails t, printing a go-cmp diff, unless want and got encode
+// to the same JSON document: key order, spacing and Go types (a
+// json.RawMessage against a map, say) do not matter, values do.
+func RequireEqual(t testing.TB, want, got any) {
+	t.Helper()
+	if d := cmp.Diff(normalize(t, want), normalize(t, got)); d != "" {
+		t.Fatalf("JSON mismatch (-want +got):\n%s", d)
+	}
+}
+
+func normalize(t testing.TB, v any) any {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatalf("jsontest: encode %T: %v", v, err)
+	}
+	var out any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("jsontest: decode %s: %v", b, err)
+	}
+	return out
+}
