@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/gormaudit/gormaudit/audit"
 )
@@ -39,6 +40,9 @@ var ErrRunbookAbsent = errors.New("runbooks: the runbook did not exist at that m
 // (redacted columns, a step's rules and conditions after a hard delete).
 func Revert(ctx context.Context, db *gorm.DB, runbookID string, t time.Time, opts ...audit.Option) error {
 	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := lockRunbook(tx, runbookID); err != nil {
+			return err
+		}
 		rb, err := audit.StateAsOf(ctx, tx, TypeRunbook, runbookID, t, opts...)
 		if err != nil {
 			return err
@@ -56,6 +60,21 @@ func Revert(ctx context.Context, db *gorm.DB, runbookID string, t time.Time, opt
 		return fmt.Errorf("runbooks: revert runbook %s to %s: %w", runbookID, t.UTC().Format(time.RFC3339Nano), err)
 	}
 	return nil
+}
+
+// lockRunbook keeps the runbook's set of steps still while it is reverted.
+// On PostgreSQL, adding a step to a runbook (or moving one into it) takes a
+// FOR KEY SHARE lock on the runbook's row through the steps' foreign key;
+// FOR UPDATE conflicts with it. So steps being added now commit before the
+// revert lists the runbook's steps, and steps added from now on wait until
+// the revert has committed. SQLite has a single writer and needs no lock.
+func lockRunbook(tx *gorm.DB, runbookID string) error {
+	if tx.Dialector.Name() != "postgres" {
+		return nil
+	}
+	var ids []string
+	return tx.Model(&Runbook{}).Unscoped().Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}).
+		Where("id = ?", runbookID).Pluck("id", &ids).Error
 }
 
 // RevertToVersion is [Revert] to the moment of the runbook's own audit
