@@ -19,6 +19,7 @@ const recorderKey = PluginName + ":recorder"
 func (p *Plugin) beforeCreate(db *gorm.DB) {
 	m := p.audited(db)
 	if m == nil {
+		p.refuseUnmodelled(db, ActionCreate)
 		return
 	}
 	recs, ok := records(db.Statement.ReflectValue)

@@ -18,7 +18,9 @@ func (p *Plugin) delete(gormDelete func(*gorm.DB)) func(*gorm.DB) {
 	return func(db *gorm.DB) {
 		m := p.audited(db)
 		if m == nil {
-			gormDelete(db)
+			if !p.refuseUnmodelled(db, ActionDestroy) {
+				gormDelete(db)
+			}
 			return
 		}
 		if db.Statement.SQL.Len() != 0 {

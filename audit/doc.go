@@ -44,8 +44,10 @@
 //
 // Writes that cannot be audited are refused with [ErrUnsupportedWrite]
 // rather than silently left out: creates from maps, upserts that do not
-// conflict on the primary key, and writes outside a transaction (gorm's
-// SkipDefaultTransaction without an explicit db.Transaction). Raw SQL
+// conflict on the primary key, writes that name an audited model's table
+// without the model (db.Table("steps").Updates(map): use db.Model), and
+// writes outside a transaction (gorm's SkipDefaultTransaction without an
+// explicit db.Transaction). Raw SQL
 // (db.Exec) does not go through gorm's callbacks and is not audited.
 //
 // # Atomicity

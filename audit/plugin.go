@@ -75,6 +75,7 @@ type Plugin struct {
 	cfg         Config
 	models      map[reflect.Type]*model
 	byType      map[string]*model
+	tables      map[string]*model
 	accounts    accountCache
 	postgres    bool // PostgreSQL: SELECT ... FOR UPDATE and transaction ids
 	initialized atomic.Bool
@@ -140,6 +141,7 @@ func (p *Plugin) resolveModels(db *gorm.DB) error {
 	}
 	p.models = make(map[reflect.Type]*model, len(p.cfg.Models))
 	p.byType = make(map[string]*model, len(p.cfg.Models))
+	p.tables = make(map[string]*model, len(p.cfg.Models))
 	for i, m := range p.cfg.Models {
 		field := fmt.Sprintf("Models[%d]", i)
 		if m.Value == nil {
@@ -217,6 +219,7 @@ func (p *Plugin) resolveModels(db *gorm.DB) error {
 		}
 		p.models[sch.ModelType] = rm
 		p.byType[rm.typeName] = rm
+		p.tables[sch.Table] = rm
 	}
 	return nil
 }
@@ -267,10 +270,31 @@ func (p *Plugin) registerCallbacks(db *gorm.DB) error {
 // audited returns the registered model a statement writes, or nil when the
 // statement is not to be audited.
 func (p *Plugin) audited(db *gorm.DB) *model {
-	if db.Error != nil || db.Statement.Schema == nil || db.Statement.Table == TableName {
+	if db.Error != nil || db.Statement.Table == TableName {
+		return nil
+	}
+	if db.Statement.Schema == nil {
 		return nil
 	}
 	return p.models[db.Statement.Schema.ModelType]
+}
+
+// refuseUnmodelled fails a write that names an audited model's table but
+// not the model, such as db.Table("steps").Where(...).Updates(map): gorm
+// runs it without a schema, so it could not be audited. It reports whether
+// it refused.
+func (p *Plugin) refuseUnmodelled(db *gorm.DB, action Action) bool {
+	if db.Error != nil || db.Statement.Schema != nil {
+		return false
+	}
+	m, ok := p.tables[db.Statement.Table]
+	if !ok {
+		return false
+	}
+	_ = db.AddError(&WriteError{Type: m.typeName, Action: action,
+		Err: fmt.Errorf("%w: write to table %q through its model (db.Model(&%s{})) so that it can be audited",
+			ErrUnsupportedWrite, db.Statement.Table, m.schema.ModelType.Name())})
+	return true
 }
 
 // TypeOf returns the auditable type registered for a model value, such as

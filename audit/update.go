@@ -22,7 +22,9 @@ func (p *Plugin) update(gormUpdate func(*gorm.DB)) func(*gorm.DB) {
 	return func(db *gorm.DB) {
 		m := p.audited(db)
 		if m == nil {
-			gormUpdate(db)
+			if !p.refuseUnmodelled(db, ActionUpdate) {
+				gormUpdate(db)
+			}
 			return
 		}
 		if db.Statement.SQL.Len() != 0 {

@@ -431,3 +431,24 @@ func TestWriteFormsThatCannotBeAuditedAreRefused(t *testing.T) {
 	err = b.w().Model(&runbooks.Step{}).Update("name", "all").Error
 	require.True(t, errors.Is(err, gorm.ErrMissingWhereClause), "got %v", err)
 }
+
+func TestWritesThatBypassTheModelAreRefused(t *testing.T) {
+	t.Parallel()
+	b := setup(t, audit.Config{})
+	w := newWorld(t, b)
+	before := len(b.audits(t))
+
+	err := b.w().Table("steps").Where("runbook_id = ?", w.runbook.ID).Updates(map[string]any{"name": "unaudited"}).Error
+	require.ErrorIs(t, err, audit.ErrUnsupportedWrite)
+	err = b.w().Table("steps").Create(map[string]any{"id": "x", "account_id": 7, "runbook_id": w.runbook.ID, "name": "n"}).Error
+	require.ErrorIs(t, err, audit.ErrUnsupportedWrite)
+
+	var names []string
+	require.NoError(t, b.db.Model(&runbooks.Step{}).Order("position").Pluck("name", &names).Error)
+	require.Equal(t, []string{"Page the DBA", "Promote replica", "Announce"}, names, "nothing was written")
+	require.Len(t, b.audits(t), before)
+
+	// Through the model, the same batch update is audited.
+	require.NoError(t, b.w().Model(&runbooks.Step{}).Where("runbook_id = ?", w.runbook.ID).Update("name", "audited").Error)
+	require.Len(t, b.audits(t), before+3)
+}
