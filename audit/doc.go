@@ -63,6 +63,20 @@
 // made with that context carry them. [Config].RequireActor makes a write
 // without an actor fail with [ErrNoActor].
 //
+// # History and revert
+//
+// [StateAt] and [StateAsOf] rebuild a record as it was at one of its
+// versions or at a moment, [Diff] compares two versions, and [Revert] (or
+// [RevertAsOf], [RevertAllAsOf] for several records in one transaction)
+// writes a past state back through gorm, so that the revert is audited too.
+// A state is rebuilt by undoing later audits from the current row, so
+// histories that start after a record was created (recording starts when
+// an account is enabled) can still be used. Discarded records are
+// undiscarded and hard-deleted ones re-inserted with the same primary key.
+// [DryRun] previews a revert as {column: [current, reverted]} per record;
+// [InAccount] refuses other accounts' records; schema drift is reported as a
+// [*DriftError] naming the columns, or skipped with [SkipSchemaDrift].
+//
 // # Enabled accounts
 //
 // With [Config].EnabledAccountsOnly, only accounts enabled with

@@ -1,0 +1,24 @@
+// Package runbooks holds the runbook and step models of the incident
+// runbook product and the runbook-level operations on their audit history.
+//
+// [Runbook] and [Step] are audited under the types "Runbooks::Runbook" and
+// "Runbooks::Step" ([TypeRunbook], [TypeStep]); [Models] returns their
+// registrations for audit.Config. A step's rules and conditions are never
+// audited, and a step's audit rows are associated with its runbook, so that
+// a runbook's history includes its steps'. Deleting either discards it (sets
+// discarded_at) and is audited as a destroy.
+//
+// Step durations are ISO 8601 ([Duration], "PT0S") and its configuration is
+// a JSON document ([JSON]), stored as jsonb on PostgreSQL.
+//
+// # Revert
+//
+// [Revert] puts a runbook and all its steps back as they were at a moment,
+// and [RevertToVersion] as of one of the runbook's versions, in one
+// transaction and through gorm, so the revert is itself audited:
+//
+//	ctx = audit.WithActor(ctx, audit.Actor{ID: userID})
+//	var plan audit.Plan
+//	err := runbooks.Revert(ctx, db, runbookID, lastNight, audit.DryRun(&plan)) // preview
+//	err = runbooks.Revert(ctx, db, runbookID, lastNight)                      // write
+package runbooks
