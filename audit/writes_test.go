@@ -1,7 +1,9 @@
 package audit_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -451,4 +453,36 @@ func TestWritesThatBypassTheModelAreRefused(t *testing.T) {
 	// Through the model, the same batch update is audited.
 	require.NoError(t, b.w().Model(&runbooks.Step{}).Where("runbook_id = ?", w.runbook.ID).Update("name", "audited").Error)
 	require.Len(t, b.audits(t), before+3)
+}
+
+// ticket has an auto-increment integer key, unlike the runbook models.
+type ticket struct {
+	ID        int64
+	AccountID int64
+	Title     string
+}
+
+func TestIntegerPrimaryKeysAreAuditedAsText(t *testing.T) {
+	t.Parallel()
+	b := setup(t, audit.Config{Models: []audit.Model{{Value: &ticket{}, Type: "Support::Ticket"}}})
+	require.NoError(t, b.db.AutoMigrate(&ticket{}))
+	batch := []ticket{{AccountID: 4, Title: "a"}, {AccountID: 4, Title: "b"}}
+	require.NoError(t, b.w().Create(&batch).Error)
+	require.NotZero(t, batch[1].ID, "the database assigned the keys")
+	require.NoError(t, b.w().Model(&batch[1]).Update("title", "b2").Error)
+
+	got := b.since(t, 0)
+	want := []entry{
+		{"Support::Ticket", fmt.Sprint(batch[0].ID), "create", 1, map[string]any{"account_id": float64(4), "title": "a"}},
+		{"Support::Ticket", fmt.Sprint(batch[1].ID), "create", 1, map[string]any{"account_id": float64(4), "title": "b"}},
+		{"Support::Ticket", fmt.Sprint(batch[1].ID), "update", 2, map[string]any{"title": pair("b", "b2")}},
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Fatalf("(-want +got):\n%s", d)
+	}
+	st, err := audit.StateAt(context.Background(), b.db, "Support::Ticket", fmt.Sprint(batch[1].ID), 1)
+	require.NoError(t, err)
+	var back ticket
+	require.NoError(t, st.Decode(&back))
+	require.Equal(t, ticket{ID: batch[1].ID, AccountID: 4, Title: "b"}, back)
 }
