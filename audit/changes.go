@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -18,10 +19,14 @@ import (
 var redacted = json.RawMessage(strconv.Quote(RedactedValue))
 
 // encodeValue renders one column value as it appears in audited_changes:
-// NULL as null, times as RFC 3339 in UTC (microseconds, PostgreSQL's
-// precision), JSON columns as nested JSON, everything else as encoding/json
-// renders the value the database driver would be given.
-func encodeValue(v any) (json.RawMessage, error) {
+// the value the database stores. NULL is null, times are RFC 3339 in UTC
+// (to the microsecond, PostgreSQL's precision, trailing zeros trimmed), a
+// JSON column's document is nested JSON, and any other value is what
+// encoding/json makes of the value the database driver is given (a
+// driver.Valuer's Value). On PostgreSQL the plugin builds the same JSON
+// inside the database for creates and deletes (see snapshotSQL), so the two
+// must agree.
+func encodeValue(v any, jsonColumn bool) (json.RawMessage, error) {
 	if v == nil {
 		return json.RawMessage("null"), nil
 	}
@@ -40,33 +45,75 @@ func encodeValue(v any) (json.RawMessage, error) {
 		return encodeNullTime(sql.NullTime(x)), nil
 	case sql.NullTime:
 		return encodeNullTime(x), nil
-	case json.RawMessage:
-		if len(x) == 0 {
-			return json.RawMessage("null"), nil
+	}
+	if jsonColumn {
+		return encodeDocument(v)
+	}
+	switch x := v.(type) {
+	case driver.Valuer:
+		dv, err := x.Value()
+		if err != nil {
+			return nil, err
 		}
-		return compact(x)
+		if _, again := dv.(driver.Valuer); again {
+			return nil, fmt.Errorf("%T.Value returned another Valuer", v)
+		}
+		return encodeValue(dv, false)
 	case json.Marshaler:
 		b, err := x.MarshalJSON()
 		if err != nil {
 			return nil, err
 		}
 		return compact(b)
+	case []byte:
+		return json.Marshal(string(x))
+	}
+	return json.Marshal(v)
+}
+
+// encodeDocument renders the value of a JSON column as nested JSON.
+func encodeDocument(v any) (json.RawMessage, error) {
+	switch x := v.(type) {
+	case json.RawMessage:
+		return documentBytes(x)
+	case json.Marshaler:
+		b, err := x.MarshalJSON()
+		if err != nil {
+			return nil, err
+		}
+		return documentBytes(b)
 	case driver.Valuer:
 		dv, err := x.Value()
 		if err != nil {
 			return nil, err
 		}
-		if b, ok := dv.([]byte); ok {
-			dv = string(b)
+		switch d := dv.(type) {
+		case nil:
+			return json.RawMessage("null"), nil
+		case string:
+			return documentBytes([]byte(d))
+		case []byte:
+			return documentBytes(d)
 		}
-		if _, again := dv.(driver.Valuer); again {
-			return nil, fmt.Errorf("%T.Value returned another Valuer", v)
-		}
-		return encodeValue(dv)
+		return json.Marshal(dv)
+	case string:
+		return documentBytes([]byte(x))
 	case []byte:
-		return json.Marshal(string(x))
+		return documentBytes(x)
 	}
-	return json.Marshal(v)
+	return json.Marshal(v) // a struct or map gorm serializes as JSON
+}
+
+func documentBytes(b []byte) (json.RawMessage, error) {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return json.RawMessage("null"), nil
+	}
+	return compact(b)
+}
+
+// isJSONColumn reports whether a field's column holds JSON documents.
+func isJSONColumn(f *schema.Field) bool {
+	return strings.Contains(strings.ToLower(string(f.DataType)), "json")
 }
 
 func encodeTime(t time.Time) json.RawMessage {
@@ -91,7 +138,7 @@ func compact(b []byte) (json.RawMessage, error) {
 // encodeField renders field f of record rv.
 func encodeField(ctx context.Context, f *schema.Field, rv reflect.Value) (json.RawMessage, error) {
 	v, _ := f.ValueOf(ctx, rv)
-	b, err := encodeValue(v)
+	b, err := encodeValue(v, isJSONColumn(f))
 	if err != nil {
 		return nil, fmt.Errorf("encode %s.%s: %w", f.Schema.Table, f.DBName, err)
 	}

@@ -20,10 +20,10 @@ var (
 )
 
 // decodeField sets field f of record rv from its audited_changes value: the
-// inverse of encodeValue. JSON null sets the zero value; types with their own
-// JSON form (time.Time, gorm.DeletedAt, JSON documents, durations) are
-// unmarshalled; database types (sql.Null*, other Scanners) scan the plain
-// value their Value() produced.
+// inverse of encodeValue. JSON null sets the zero value; times and JSON
+// documents are unmarshalled; outside JSON columns, Scanners (sql.Null*,
+// durations, other database types) scan the plain value their Value()
+// produced, and other types with their own JSON form are unmarshalled.
 func decodeField(ctx context.Context, f *schema.Field, rv reflect.Value, raw json.RawMessage) error {
 	fv := f.ReflectValueOf(ctx, rv)
 	if len(raw) == 0 || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
@@ -49,7 +49,7 @@ func decodeValue(ctx context.Context, f *schema.Field, rv, fv reflect.Value, raw
 			return err
 		}
 		return setBase(fv, reflect.ValueOf(sql.NullTime{Time: *t, Valid: true}))
-	case ptr.Implements(unmarshalerType):
+	case ptr.Implements(unmarshalerType) && !(ptr.Implements(scannerType) && !isJSONColumn(f)):
 		v := reflect.New(base)
 		if err := json.Unmarshal(raw, v.Interface()); err != nil {
 			return err

@@ -67,6 +67,9 @@ func (j *JSON) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// GormDataType tells gorm, and the audit plugin, that the column holds JSON.
+func (JSON) GormDataType() string { return "json" }
+
 // GormDBDataType implements schema.GormDataTypeInterface for migrations.
 func (JSON) GormDBDataType(db *gorm.DB, _ *schema.Field) string {
 	if db.Dialector.Name() == "postgres" {
