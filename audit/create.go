@@ -38,6 +38,8 @@ func (p *Plugin) beforeCreate(db *gorm.DB) {
 			_ = db.AddError(&WriteError{Type: m.typeName, Action: ActionCreate, Err: err})
 			return
 		}
+	} else if p.canFuse(r) && !db.DryRun && db.Statement.SQL.Len() == 0 && !hasClause(db.Statement, "RETURNING") {
+		p.fuseCreate(db, r)
 	}
 	db.Statement.Settings.Store(recorderKey, r)
 }
@@ -73,10 +75,19 @@ func (p *Plugin) prepareUpsert(db *gorm.DB, r *recorder, c clause.Clause, recs [
 // records an update for each row that existed before, a create for the rest.
 func (p *Plugin) afterCreate(db *gorm.DB) {
 	v, ok := db.Statement.Settings.LoadAndDelete(recorderKey)
-	if !ok || db.Error != nil || db.DryRun {
+	if !ok || db.DryRun {
+		return
+	}
+	if db.Error != nil {
+		if r := v.(*recorder); r.fused {
+			db.Error = r.fusedError(db.Error)
+		}
 		return
 	}
 	r := v.(*recorder)
+	if r.fused {
+		return
+	}
 	if r.upsertKeys != nil {
 		p.afterUpsert(db, r)
 		return

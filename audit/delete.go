@@ -69,8 +69,15 @@ func (p *Plugin) auditedDelete(db *gorm.DB, r *recorder) {
 	if db.DryRun || db.Error != nil {
 		return
 	}
+	fused := p.canFuse(r) && !userReturning
+	if fused {
+		r.wrapFused(stmt, ActionDestroy, "*")
+	}
 	rows, err := stmt.ConnPool.QueryContext(r.ctx, stmt.SQL.String(), stmt.Vars...)
 	if err != nil {
+		if fused {
+			err = r.fusedError(err)
+		}
 		_ = db.AddError(err)
 		return
 	}
@@ -85,6 +92,9 @@ func (p *Plugin) auditedDelete(db *gorm.DB, r *recorder) {
 	}
 	if userReturning {
 		deliverReturning(db, gone)
+	}
+	if fused {
+		return
 	}
 	if r.addSnapshots(gone) {
 		r.flush()

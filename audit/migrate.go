@@ -25,5 +25,10 @@ func Migrate(ctx context.Context, db *gorm.DB) error {
 	if err := db.WithContext(ctx).AutoMigrate(&Audit{}, &AccountStatus{}); err != nil {
 		return fmt.Errorf("audit: migrate: %w", err)
 	}
+	if db.Dialector.Name() == "postgres" {
+		if err := db.WithContext(ctx).Exec(nextVersionFunction).Error; err != nil {
+			return fmt.Errorf("audit: migrate: create gormaudit_next_version: %w", err)
+		}
+	}
 	return nil
 }

@@ -133,6 +133,12 @@ type model struct {
 	account    *schema.Field // nil: account 0
 	assocType  string
 	assocField *schema.Field
+
+	// PostgreSQL: SQL renderings of the audited columns as JSON and of the
+	// keys, for audit rows written by the change's own statement (see
+	// fused.go); snapshotSQL is empty when the model cannot use them.
+	columnSQL                                []string
+	snapshotSQL, pkSQL, accountSQL, assocSQL string
 }
 
 func (p *Plugin) resolveModels(db *gorm.DB) error {
@@ -216,6 +222,9 @@ func (p *Plugin) resolveModels(db *gorm.DB) error {
 				continue
 			}
 			rm.fields = append(rm.fields, f)
+		}
+		if p.postgres {
+			rm.prepareSnapshotSQL(db)
 		}
 		p.models[sch.ModelType] = rm
 		p.byType[rm.typeName] = rm

@@ -72,9 +72,22 @@ func (p *Plugin) auditedUpdate(db *gorm.DB, r *recorder) {
 	}
 
 	_, userReturning := stmt.Clauses["RETURNING"]
+	plainTable := stmt.TableExpr == nil && !hasClause(stmt, "FROM")
+	if p.canFuse(r) && plainTable && !userReturning {
+		n, err := p.fusedUpdate(db, r)
+		if err != nil {
+			_ = db.AddError(err)
+			return
+		}
+		db.RowsAffected = n
+		if stmt.Result != nil {
+			stmt.Result.RowsAffected = n
+		}
+		return
+	}
 	var olds, news []reflect.Value
 	var err error
-	if p.postgres && stmt.TableExpr == nil && !hasClause(stmt, "FROM") {
+	if p.postgres && plainTable {
 		olds, news, err = p.updateReturningOld(db, r)
 	} else {
 		olds, news, err = p.updateAfterSelect(db, r, userReturning)

@@ -25,6 +25,9 @@ type recorder struct {
 	// An upsert's primary keys, and the rows that existed before it.
 	upsertKeys []any
 	existing   map[string]reflect.Value
+
+	// fused: the change's own statement writes the audit rows.
+	fused bool
 }
 
 // start checks that the statement can be audited and prepares its recorder.

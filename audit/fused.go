@@ -1,0 +1,354 @@
+package audit
+
+import (
+	"database/sql/driver"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"gorm.io/gorm"
+	"gorm.io/gorm/callbacks"
+	"gorm.io/gorm/clause"
+	"gorm.io/gorm/schema"
+)
+
+// On PostgreSQL, creates and deletes write their audit rows in the same
+// statement as the change: the INSERT, DELETE or soft delete's UPDATE
+// becomes a data-modifying CTE,
+//
+//	WITH "__audit_g" AS (INSERT ... / DELETE ... RETURNING *),
+//	     "__audit_i" AS (INSERT INTO "audits" (...) SELECT ... FROM "__audit_g")
+//	SELECT ... FROM "__audit_g"
+//
+// so an audited write costs no extra round trip. The audited_changes of
+// each row are built from the returned row inside the database
+// (model.snapshotSQL), matching encodeValue. The version comes from the
+// function gormaudit_next_version, created by Migrate: it is VOLATILE, so
+// under READ COMMITTED it reads the audits table with a snapshot taken when
+// it is called, after this statement has locked the record's row, and sees
+// the audit rows of the transactions it waited for.
+
+var (
+	valuerType    = reflect.TypeFor[driver.Valuer]()
+	marshalerType = reflect.TypeFor[json.Marshaler]()
+)
+
+// fusedAlias names the written rows inside a fused statement.
+const fusedAlias = `"__audit_g"`
+
+// nextVersionFunction is created by Migrate on PostgreSQL.
+const nextVersionFunction = `CREATE OR REPLACE FUNCTION gormaudit_next_version(p_type text, p_id text) RETURNS bigint
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+	RETURN (SELECT COALESCE(MAX(a.version), 0) + 1 FROM audits AS a WHERE a.auditable_type = p_type AND a.auditable_id = p_id);
+END
+$$`
+
+// rowRef stands for the row a column expression reads, in the SQL
+// templates of prepareSnapshotSQL.
+const rowRef = "{{row}}"
+
+// prepareSnapshotSQL sets the SQL renderings of the model's audited columns
+// (m.columnSQL) and keys when every audited column can be rendered in SQL
+// exactly as encodeValue renders it; otherwise the model keeps the
+// two-statement path and m.snapshotSQL stays empty.
+func (m *model) prepareSnapshotSQL(db *gorm.DB) {
+	col := func(f *schema.Field) string { return rowRef + "." + quoteIdent(f.DBName) }
+	m.columnSQL = make([]string, len(m.fields))
+	for i, f := range m.fields {
+		expr, ok := sqlJSONOf(db, f, col(f))
+		if !ok {
+			m.columnSQL = nil
+			return
+		}
+		m.columnSQL[i] = expr
+	}
+	keyText := func(f *schema.Field) string {
+		c := fusedAlias + "." + quoteIdent(f.DBName)
+		if isInteger(f.FieldType) {
+			return `CASE WHEN ` + c + ` IS NULL OR ` + c + ` = 0 THEN '' ELSE ` + c + `::text END`
+		}
+		return `COALESCE(` + c + `::text, '')`
+	}
+	m.pkSQL = keyText(m.pk)
+	m.accountSQL = "0"
+	if m.account != nil {
+		m.accountSQL = `COALESCE(` + fusedAlias + "." + quoteIdent(m.account.DBName) + `, 0)`
+	}
+	m.assocSQL = `''`
+	if m.assocField != nil {
+		m.assocSQL = keyText(m.assocField)
+	}
+	m.snapshotSQL = m.snapshotOf(fusedAlias)
+}
+
+// snapshotOf is the SQL of a create's or destroy's audited_changes for the
+// row row: {column: value} for every audited column.
+func (m *model) snapshotOf(row string) string {
+	pairs := make([]string, len(m.fields))
+	for i, f := range m.fields {
+		expr := strings.ReplaceAll(m.columnSQL[i], rowRef, row)
+		if m.redact[f.DBName] {
+			expr = redactedSQL
+		}
+		pairs[i] = quoteLiteral(f.DBName) + ", " + expr
+	}
+	// jsonb_build_object takes at most 100 arguments: 40 pairs a call.
+	var objects []string
+	for start := 0; start < len(pairs); start += 40 {
+		objects = append(objects, "jsonb_build_object("+strings.Join(pairs[start:min(start+40, len(pairs))], ", ")+")")
+	}
+	if len(objects) == 0 {
+		return "'{}'::jsonb"
+	}
+	return strings.Join(objects, " || ")
+}
+
+// diffOf is the SQL of an update's audited_changes between rows old and
+// new: {column: [old, new]} for every audited column whose rendering
+// differs, as model.diff compares them; NULL when none does.
+func (m *model) diffOf(old, new string) string {
+	var b strings.Builder
+	b.WriteString("(SELECT jsonb_object_agg(c.k, c.v) FROM (VALUES ")
+	for i, f := range m.fields {
+		o := strings.ReplaceAll(m.columnSQL[i], rowRef, old)
+		n := strings.ReplaceAll(m.columnSQL[i], rowRef, new)
+		pair := "jsonb_build_array(" + o + ", " + n + ")"
+		if m.redact[f.DBName] {
+			pair = "jsonb_build_array(" + redactedSQL + ", " + redactedSQL + ")"
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(" + quoteLiteral(f.DBName) + ", CASE WHEN " + o + " IS DISTINCT FROM " + n + " THEN " + pair + " END)")
+	}
+	b.WriteString(") AS c(k, v) WHERE c.v IS NOT NULL)")
+	return b.String()
+}
+
+var redactedSQL = `to_jsonb(` + quoteLiteral(RedactedValue) + `::text)`
+
+// sqlJSONOf is the SQL rendering of column expression c of field f, or false
+// when it could differ from encodeValue's.
+func sqlJSONOf(db *gorm.DB, f *schema.Field, c string) (string, bool) {
+	dbType := strings.ToLower(db.Migrator().FullDataTypeOf(f).SQL)
+	switch {
+	case strings.HasPrefix(dbType, "timestamptz") || strings.HasPrefix(dbType, "timestamp with time zone"):
+		// RFC 3339 in UTC to the microsecond, trailing zeros trimmed: Go's
+		// time.RFC3339Nano after Truncate(time.Microsecond).
+		return `to_jsonb(regexp_replace(to_char(` + c + ` AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'), '\.?0+$', '') || 'Z')`, true
+	case isJSONColumn(f) && (strings.HasPrefix(dbType, "json")):
+		return `to_jsonb(` + c + `)`, true
+	}
+	if !plainRendering(f.FieldType) {
+		return "", false
+	}
+	for _, prefix := range []string{"varchar", "character varying", "text", "char", "bigint", "integer", "smallint", "int", "boolean", "bool", "numeric", "decimal", "double precision", "real", "uuid"} {
+		if strings.HasPrefix(dbType, prefix) {
+			return `to_jsonb(` + c + `)`, true
+		}
+	}
+	return "", false
+}
+
+// plainRendering reports whether encodeValue renders values of type t as
+// encoding/json renders the value stored in the database: strings, numbers
+// and booleans, and driver.Valuers (encodeValue renders their Value), but
+// not other types with their own JSON form.
+func plainRendering(t reflect.Type) bool {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(valuerType) || t.Implements(valuerType) {
+		return true
+	}
+	if t.Implements(marshalerType) || reflect.PointerTo(t).Implements(marshalerType) {
+		return false
+	}
+	switch t.Kind() {
+	case reflect.String, reflect.Bool, reflect.Float32, reflect.Float64,
+		reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return true
+	}
+	return false
+}
+
+func quoteIdent(s string) string   { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+func quoteLiteral(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
+
+// canFuse reports whether r's audit rows can be written by the change's own
+// statement.
+func (p *Plugin) canFuse(r *recorder) bool {
+	return p.postgres && r.m.snapshotSQL != "" && len(r.m.fields) > 0
+}
+
+// writeFusedInsert writes the INSERT of the audit rows for the rows of
+// fusedAlias, binding the context's values as parameters.
+func (r *recorder) writeFusedInsert(stmt *gorm.Statement, action Action, changesSQL, where string) {
+	m := r.m
+	bind := func(v any, cast string) {
+		stmt.AddVar(stmt, v)
+		stmt.WriteString("::" + cast)
+	}
+	stmt.WriteString(insertSQL[:len(insertSQL)-len("VALUES ")])
+	stmt.WriteString("SELECT " + m.accountSQL + ", " + m.pkSQL + ", ")
+	bind(m.typeName, "text")
+	stmt.WriteString(", " + m.assocSQL + ", CASE WHEN " + m.assocSQL + " = '' THEN '' ELSE ")
+	bind(m.assocType, "text")
+	stmt.WriteString(" END, ")
+	bind(r.who.UserID, "text")
+	stmt.WriteString(", ")
+	bind(r.who.UserType, "text")
+	stmt.WriteString(", ")
+	bind(string(action), "text")
+	stmt.WriteString(", " + changesSQL + ", gormaudit_next_version(")
+	bind(m.typeName, "text")
+	stmt.WriteString(", " + m.pkSQL + "), ")
+	bind(r.who.Comment, "text")
+	stmt.WriteString(", ")
+	bind(r.who.RemoteAddress, "text")
+	stmt.WriteString(", ")
+	bind(r.who.RequestUUID, "text")
+	stmt.WriteString(", ")
+	bind(r.who.CreatedAt, "timestamptz")
+	stmt.WriteString(", pg_current_xact_id()::text::bigint FROM " + fusedAlias + " WHERE " + where)
+	if r.enabled != nil {
+		accounts := make([]int64, 0, len(r.enabled))
+		for id := range r.enabled {
+			accounts = append(accounts, id)
+		}
+		stmt.WriteString(" AND " + m.accountSQL + " IN ")
+		stmt.AddVar(stmt, accounts) // gorm writes a slice as (?, ?, ...)
+	}
+}
+
+// wrapFused turns the statement's SQL, which must return every column
+// (RETURNING *), into the fused statement, selecting selectList from the
+// written rows.
+func (r *recorder) wrapFused(stmt *gorm.Statement, action Action, selectList string) {
+	inner := stmt.SQL.String()
+	stmt.SQL.Reset()
+	stmt.WriteString("WITH " + fusedAlias + " AS (" + inner + `), "__audit_i" AS (`)
+	r.writeFusedInsert(stmt, action, r.m.snapshotSQL, "TRUE")
+	stmt.WriteString(") SELECT " + selectList + " FROM " + fusedAlias)
+}
+
+// fusedError names the failure of a fused statement: a *WriteError unless
+// the database blamed the audited table itself or a concurrent transaction,
+// which are the change's own errors.
+func (r *recorder) fusedError(err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return err
+	}
+	switch {
+	case pgErr.TableName == r.m.schema.Table,
+		strings.HasPrefix(pgErr.Code, "40"), // serialization failure, deadlock
+		strings.HasPrefix(pgErr.Code, "57"), // operator intervention, such as a terminated backend
+		strings.HasPrefix(pgErr.Code, "08"), // connection
+		strings.HasPrefix(pgErr.Code, "42") && !strings.Contains(pgErr.Message, TableName) && !strings.Contains(pgErr.Message, "gormaudit_"),
+		strings.HasPrefix(pgErr.Code, "22") && pgErr.TableName != TableName:
+		return err
+	}
+	if isVersionConflict(err) {
+		err = fmt.Errorf("%w: %w", ErrVersionConflict, err)
+	}
+	return &WriteError{Type: r.m.typeName, Action: r.action, Err: err}
+}
+
+// fuseCreate builds the statement gorm:create will run: the INSERT gorm
+// would build, returning every column for the audit rows, wrapped with the
+// audit INSERT. gorm:create finds the SQL built and runs it, scanning what
+// it would have scanned (the columns with database defaults) or counting
+// the rows.
+func (p *Plugin) fuseCreate(db *gorm.DB, r *recorder) {
+	stmt := db.Statement
+	// gorm's own preparation, as in callbacks.Create.
+	if !stmt.Unscoped {
+		for _, c := range stmt.Schema.CreateClauses {
+			stmt.AddClause(c)
+		}
+	}
+	var returned []clause.Column
+	for _, f := range stmt.Schema.FieldsWithDefaultDBValue {
+		if f.Readable {
+			returned = append(returned, clause.Column{Name: f.DBName})
+		}
+	}
+	stmt.AddClauseIfNotExists(clause.Insert{})
+	stmt.AddClause(callbacks.ConvertToCreateValues(stmt))
+
+	stmt.Clauses["RETURNING"] = clause.Clause{Name: "RETURNING", Expression: clause.Returning{}}
+	stmt.Build(stmt.BuildClauses...)
+	selectList := "1" // counted by gorm's Exec as the rows affected
+	if len(returned) > 0 {
+		stmt.Clauses["RETURNING"] = clause.Clause{Name: "RETURNING", Expression: clause.Returning{Columns: returned}}
+		names := make([]string, len(returned))
+		for i, c := range returned {
+			names[i] = quoteIdent(c.Name)
+		}
+		selectList = strings.Join(names, ", ")
+	} else {
+		delete(stmt.Clauses, "RETURNING")
+	}
+	r.wrapFused(stmt, ActionCreate, selectList)
+	r.fused = true
+}
+
+// fusedUpdate runs an update on PostgreSQL as one statement that locks the
+// matching rows, updates them, and writes an audit row for each whose
+// audited columns changed:
+//
+//	WITH "__audit_p" AS (UPDATE "steps" SET ...
+//	       FROM (SELECT "steps"."id" AS "__audit_pk", "steps" AS "__audit_old"
+//	             FROM "steps" WHERE <conditions> FOR UPDATE) AS "__audit"
+//	       WHERE "steps"."id" = "__audit"."__audit_pk"
+//	       RETURNING "__audit"."__audit_old" AS "__audit_o", "steps".*),
+//	     "__audit_g" AS (SELECT p.*, <diff of p."__audit_o" and p> AS "__audit_changes" FROM "__audit_p" AS p),
+//	     "__audit_i" AS (INSERT INTO "audits" ... FROM "__audit_g" WHERE "__audit_changes" IS NOT NULL)
+//	SELECT 1 FROM "__audit_p"
+//
+// The sub-select locks each row before the UPDATE reaches it and yields it
+// as it is once locked, so the old values are the ones replaced even when
+// concurrent writers queue on the same rows. It returns the rows updated.
+func (p *Plugin) fusedUpdate(db *gorm.DB, r *recorder) (int64, error) {
+	stmt := db.Statement
+	pk := r.m.pk.DBName
+	stmt.SQL.Reset()
+	stmt.Vars = stmt.Vars[:0]
+	stmt.WriteString(`WITH "__audit_p" AS (`)
+	stmt.Build("UPDATE", "SET")
+	stmt.WriteString(" FROM (SELECT ")
+	stmt.WriteQuoted(clause.Column{Table: stmt.Table, Name: pk})
+	stmt.WriteString(` AS "__audit_pk", `)
+	stmt.WriteQuoted(stmt.Table)
+	stmt.WriteString(` AS "__audit_old" FROM `)
+	stmt.WriteQuoted(stmt.Table)
+	stmt.WriteByte(' ')
+	stmt.Build("WHERE")
+	stmt.WriteString(` FOR UPDATE) AS "__audit" WHERE `)
+	stmt.WriteQuoted(clause.Column{Table: stmt.Table, Name: pk})
+	stmt.WriteString(` = "__audit"."__audit_pk" RETURNING "__audit"."__audit_old" AS "__audit_o", `)
+	stmt.WriteQuoted(stmt.Table)
+	stmt.WriteString(".*), " + fusedAlias + ` AS (SELECT "p".*, ` + r.m.diffOf(`("p"."__audit_o")`, `"p"`) +
+		` AS "__audit_changes" FROM "__audit_p" AS "p"), "__audit_i" AS (`)
+	r.writeFusedInsert(stmt, ActionUpdate, fusedAlias+`."__audit_changes"`, fusedAlias+`."__audit_changes" IS NOT NULL`)
+	stmt.WriteString(`) SELECT 1 FROM "__audit_p"`)
+	rows, err := stmt.ConnPool.QueryContext(r.ctx, stmt.SQL.String(), stmt.Vars...)
+	if err != nil {
+		return 0, r.fusedError(err)
+	}
+	defer rows.Close()
+	var n int64
+	for rows.Next() {
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return 0, r.fusedError(err)
+	}
+	return n, nil
+}
