@@ -58,6 +58,7 @@ const rowRef = "{{row}}"
 func (m *model) prepareSnapshotSQL(db *gorm.DB) {
 	col := func(f *schema.Field) string { return rowRef + "." + quoteIdent(f.DBName) }
 	m.columnSQL = make([]string, len(m.fields))
+	m.jsonText = make([]bool, len(m.fields))
 	for i, f := range m.fields {
 		expr, ok := sqlJSONOf(db, f, col(f))
 		if !ok {
@@ -65,6 +66,8 @@ func (m *model) prepareSnapshotSQL(db *gorm.DB) {
 			return
 		}
 		m.columnSQL[i] = expr
+		dbType := strings.ToLower(db.Migrator().FullDataTypeOf(f).SQL)
+		m.jsonText[i] = strings.HasPrefix(dbType, "json") && !strings.HasPrefix(dbType, "jsonb")
 	}
 	keyText := func(f *schema.Field) string {
 		c := fusedAlias + "." + quoteIdent(f.DBName)
@@ -108,15 +111,20 @@ func (m *model) snapshotOf(row string) string {
 }
 
 // diffOf is the SQL of an update's audited_changes between rows old and
-// new: {column: [old, new]} for every audited column whose rendering
-// differs, as model.diff compares them; NULL when none does.
+// new: {column: [old, new]} for every audited column that changed, as
+// model.diff finds them; NULL when none did. Columns are compared as stored
+// (json ones as jsonb, which has equality), and only changed ones rendered.
 func (m *model) diffOf(old, new string) string {
 	var b strings.Builder
 	b.WriteString("(SELECT jsonb_object_agg(c.k, c.v) FROM (VALUES ")
 	for i, f := range m.fields {
-		o := strings.ReplaceAll(m.columnSQL[i], rowRef, old)
-		n := strings.ReplaceAll(m.columnSQL[i], rowRef, new)
-		pair := "jsonb_build_array(" + o + ", " + n + ")"
+		col := func(row string) string { return row + "." + quoteIdent(f.DBName) }
+		o, n := col(old), col(new)
+		if m.jsonText[i] {
+			o, n = o+"::jsonb", n+"::jsonb"
+		}
+		pair := "jsonb_build_array(" + strings.ReplaceAll(m.columnSQL[i], rowRef, old) + ", " +
+			strings.ReplaceAll(m.columnSQL[i], rowRef, new) + ")"
 		if m.redact[f.DBName] {
 			pair = "jsonb_build_array(" + redactedSQL + ", " + redactedSQL + ")"
 		}

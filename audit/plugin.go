@@ -138,6 +138,7 @@ type model struct {
 	// keys, for audit rows written by the change's own statement (see
 	// fused.go); snapshotSQL is empty when the model cannot use them.
 	columnSQL                                []string
+	jsonText                                 []bool // a json (not jsonb) column, compared as jsonb
 	snapshotSQL, pkSQL, accountSQL, assocSQL string
 }
 
