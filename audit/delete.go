@@ -13,7 +13,8 @@ import (
 // for soft-deleted models, the same UPDATE of the deletion column) with
 // RETURNING every column, and records each returned row as a destroy: the
 // statement itself locks and reports exactly the rows it removed, so no read
-// beforehand is needed.
+// beforehand is needed. On PostgreSQL the same statement also inserts the
+// audit rows (see fused.go).
 func (p *Plugin) delete(gormDelete func(*gorm.DB)) func(*gorm.DB) {
 	return func(db *gorm.DB) {
 		m := p.audited(db)

@@ -28,7 +28,10 @@
 // A record's versions are 1 for its first audit and grow by one with each
 // later audit, with no gap or duplicate even under concurrent writers: the
 // record's row is locked before its next version is computed, and a unique
-// index on (auditable_type, auditable_id, version) backs that up.
+// index on (auditable_type, auditable_id, version) backs that up. In a
+// REPEATABLE READ or SERIALIZABLE transaction whose snapshot predates a
+// concurrent write of the same record, the duplicate is refused as
+// [ErrVersionConflict], to be retried like a serialization failure.
 //
 // # Write forms
 //
@@ -38,9 +41,18 @@
 // SQL expressions (the recorded new value is what the database holds after
 // the statement), batch updates and deletes with conditions (one audit row
 // per affected record), soft deletes (a destroy) and Unscoped deletes. The
-// old and new values come from the database itself: on PostgreSQL an update
-// is a single UPDATE ... FROM (SELECT ... FOR UPDATE) ... RETURNING both
-// versions; deletes use DELETE (or the soft delete's UPDATE) ... RETURNING.
+// old and new values come from the database itself.
+//
+// On PostgreSQL a write and its audit rows are one statement: the INSERT,
+// the UPDATE ... FROM (SELECT ... FOR UPDATE) or the DELETE (or soft
+// delete's UPDATE) returns the rows it wrote, and a data-modifying CTE of
+// the same statement inserts their audit rows, with audited_changes
+// rendered by PostgreSQL exactly as this package renders them in Go. The
+// version comes from gormaudit_next_version, a function [Migrate] creates.
+// A model with a column type PostgreSQL cannot render the same way (bytea,
+// arrays, types whose JSON differs from their stored value, timestamps
+// without time zone) keeps the portable path, as on SQLite: the write
+// with RETURNING, then one INSERT of its audit rows.
 //
 // Writes that cannot be audited are refused with [ErrUnsupportedWrite]
 // rather than silently left out: creates from maps, upserts that do not

@@ -8,7 +8,9 @@ import (
 )
 
 // Migrate creates or updates the audit tables (audits and audit_accounts)
-// and their indexes. It is safe to run on every start.
+// and their indexes, and on PostgreSQL the function gormaudit_next_version
+// that statements writing their own audit rows call. It is safe to run on
+// every start, and must run again after upgrading this module.
 //
 // The audits table has these indexes:
 //

@@ -9,10 +9,11 @@ import (
 )
 
 // update wraps gorm's own update callback. Statements on models that are not
-// audited go to it unchanged. For audited models it runs the same UPDATE,
-// bracketed so that old and new values come from the database itself:
+// audited go to it unchanged. For audited models it runs the same UPDATE so
+// that old and new values come from the database itself. On PostgreSQL it
+// is one statement that also writes the audit rows (fusedUpdate). Elsewhere:
 //
-//  1. SELECT the matching rows (FOR UPDATE on PostgreSQL): the old values,
+//  1. SELECT the matching rows (FOR UPDATE where supported): the old values,
 //     and a lock that keeps concurrent writers of those records, and their
 //     version numbers, in order until the transaction ends;
 //  2. UPDATE exactly those rows, RETURNING every column: the new values,
