@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 	"gorm.io/gorm/schema"
 
 	"github.com/gormaudit/gormaudit/internal/dbtest"
@@ -162,3 +163,54 @@ func plain(t *testing.T, c Changes) map[string]any {
 }
 
 func reflectOf(v any) reflect.Value { return reflect.ValueOf(v).Elem() }
+
+// blob has a column PostgreSQL cannot render as the Go encoder does.
+type blob struct {
+	ID        string `gorm:"primaryKey;size:36"`
+	AccountID int64
+	Data      []byte
+}
+
+// TestModelsPostgreSQLCannotRenderKeepThePortablePath audits a model with a
+// bytea column: its writes take the two-statement path on PostgreSQL too,
+// and callers asking for RETURNING themselves get their rows.
+func TestModelsPostgreSQLCannotRenderKeepThePortablePath(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := dbtest.Open(t)
+	require.NoError(t, Migrate(ctx, db))
+	require.NoError(t, db.AutoMigrate(&blob{}, &sample{}))
+	p := New(Config{Models: []Model{{Value: &blob{}, Type: "Blob"}, {Value: &sample{}, Type: "Sample"}}})
+	require.NoError(t, db.Use(p))
+	require.Empty(t, p.byType["Blob"].snapshotSQL)
+
+	b := blob{ID: "b1", AccountID: 3, Data: []byte("one")}
+	require.NoError(t, db.Create(&b).Error)
+	require.NoError(t, db.Model(&b).Update("data", []byte("two")).Error)
+	require.NoError(t, db.Delete(&b).Error)
+	var rows []Audit
+	require.NoError(t, db.Where("auditable_type = ?", "Blob").Order("version").Find(&rows).Error)
+	require.Len(t, rows, 3)
+	want := []map[string]any{
+		{"account_id": float64(3), "data": "one"},
+		{"data": []any{"one", "two"}},
+		{"account_id": float64(3), "data": "two"},
+	}
+	for i, r := range rows {
+		if d := cmp.Diff(want[i], plain(t, r.AuditedChanges)); d != "" {
+			t.Errorf("row %d (-want +got):\n%s", i, d)
+		}
+	}
+
+	// A RETURNING asked for by the caller is honoured, and audited.
+	s := sample{ID: "s1", AccountID: 1, Name: "before"}
+	require.NoError(t, db.Create(&s).Error)
+	var got sample
+	got.ID = "s1"
+	require.NoError(t, db.Model(&got).Clauses(clause.Returning{}).Update("count", gorm.Expr("count + 5")).Error)
+	require.Equal(t, 5, got.Count, "the returned row reaches the caller's struct")
+	require.Equal(t, "before", got.Name)
+	var last Audit
+	require.NoError(t, db.Where("auditable_type = ? AND auditable_id = ?", "Sample", "s1").Order("version DESC").Take(&last).Error)
+	require.Equal(t, map[string]any{"count": []any{float64(0), float64(5)}}, plain(t, last.AuditedChanges))
+}
