@@ -325,24 +325,11 @@ func (p *Plugin) fuseCreate(db *gorm.DB, r *recorder) {
 // concurrent writers queue on the same rows. It returns the rows updated.
 func (p *Plugin) fusedUpdate(db *gorm.DB, r *recorder) (int64, error) {
 	stmt := db.Statement
-	pk := r.m.pk.DBName
 	stmt.SQL.Reset()
 	stmt.Vars = stmt.Vars[:0]
 	stmt.WriteString(`WITH "__audit_p" AS (`)
-	stmt.Build("UPDATE", "SET")
-	stmt.WriteString(" FROM (SELECT ")
-	stmt.WriteQuoted(clause.Column{Table: stmt.Table, Name: pk})
-	stmt.WriteString(` AS "__audit_pk", `)
-	stmt.WriteQuoted(stmt.Table)
-	stmt.WriteString(` AS "__audit_old" FROM `)
-	stmt.WriteQuoted(stmt.Table)
-	stmt.WriteByte(' ')
-	stmt.Build("WHERE")
-	stmt.WriteString(` FOR UPDATE) AS "__audit" WHERE `)
-	stmt.WriteQuoted(clause.Column{Table: stmt.Table, Name: pk})
-	stmt.WriteString(` = "__audit"."__audit_pk" RETURNING "__audit"."__audit_old" AS "__audit_o", `)
-	stmt.WriteQuoted(stmt.Table)
-	stmt.WriteString(".*), " + fusedAlias + ` AS (SELECT "p".*, ` + r.m.diffOf(`("p"."__audit_o")`, `"p"`) +
+	writeLockingUpdate(stmt, r.m.pk.DBName, `"__audit"."__audit_old" AS "__audit_o"`)
+	stmt.WriteString("), " + fusedAlias + ` AS (SELECT "p".*, ` + r.m.diffOf(`("p"."__audit_o")`, `"p"`) +
 		` AS "__audit_changes" FROM "__audit_p" AS "p"), "__audit_i" AS (`)
 	r.writeFusedInsert(stmt, ActionUpdate, fusedAlias+`."__audit_changes"`, fusedAlias+`."__audit_changes" IS NOT NULL`)
 	stmt.WriteString(`) SELECT 1 FROM "__audit_p"`)

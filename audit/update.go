@@ -180,9 +180,25 @@ func (p *Plugin) updateAfterSelect(db *gorm.DB, r *recorder, userReturning bool)
 // the separate SELECT round trip of updateAfterSelect.
 func (p *Plugin) updateReturningOld(db *gorm.DB, r *recorder) (olds, news []reflect.Value, err error) {
 	stmt := db.Statement
-	pk := r.m.pk.DBName
 	stmt.SQL.Reset()
 	stmt.Vars = stmt.Vars[:0]
+	writeLockingUpdate(stmt, r.m.pk.DBName, `("__audit"."__audit_old").*`)
+	rows, err := stmt.ConnPool.QueryContext(r.ctx, stmt.SQL.String(), stmt.Vars...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return scanPairs(r.ctx, rows, r.m.schema)
+}
+
+// writeLockingUpdate writes the statement's UPDATE of the rows its
+// conditions match, locked by a sub-select that also yields each row as it
+// was, and returning oldColumns (an expression over "__audit"."__audit_old")
+// followed by every column of the updated row:
+//
+//	UPDATE "t" SET ... FROM (SELECT "t"."pk" AS "__audit_pk", "t" AS "__audit_old"
+//	  FROM "t" WHERE <conditions> FOR UPDATE) AS "__audit"
+//	WHERE "t"."pk" = "__audit"."__audit_pk" RETURNING <oldColumns>, "t".*
+func writeLockingUpdate(stmt *gorm.Statement, pk, oldColumns string) {
 	stmt.Build("UPDATE", "SET")
 	stmt.WriteString(" FROM (SELECT ")
 	stmt.WriteQuoted(clause.Column{Table: stmt.Table, Name: pk})
@@ -194,14 +210,9 @@ func (p *Plugin) updateReturningOld(db *gorm.DB, r *recorder) (olds, news []refl
 	stmt.Build("WHERE")
 	stmt.WriteString(` FOR UPDATE) AS "__audit" WHERE `)
 	stmt.WriteQuoted(clause.Column{Table: stmt.Table, Name: pk})
-	stmt.WriteString(` = "__audit"."__audit_pk" RETURNING ("__audit"."__audit_old").*, `)
+	stmt.WriteString(` = "__audit"."__audit_pk" RETURNING ` + oldColumns + `, `)
 	stmt.WriteQuoted(stmt.Table)
 	stmt.WriteString(".*")
-	rows, err := stmt.ConnPool.QueryContext(r.ctx, stmt.SQL.String(), stmt.Vars...)
-	if err != nil {
-		return nil, nil, err
-	}
-	return scanPairs(r.ctx, rows, r.m.schema)
 }
 
 func hasClause(stmt *gorm.Statement, name string) bool {
