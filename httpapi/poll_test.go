@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
-	"gorm.io/gorm"
 
 	"github.com/gormaudit/gormaudit/audit"
 	"github.com/gormaudit/gormaudit/internal/dbtest"
@@ -68,51 +66,22 @@ func TestPollingWhileWriting(t *testing.T) {
 	require.NoError(t, err)
 
 	const writers, txs = 4, 25
-	var wg sync.WaitGroup
-	errs := make(chan error, writers)
-	for w := range writers {
-		wg.Go(func() {
-			for i := range txs {
-				err := e.w().Transaction(func(tx *gorm.DB) error {
-					rb := runbooks.Runbook{AccountID: int64(1 + (w+i)%2), Name: fmt.Sprint("w", w, "-", i)}
-					if err := tx.Create(&rb).Error; err != nil {
-						return err
-					}
-					steps := []runbooks.Step{
-						{AccountID: rb.AccountID, RunbookID: rb.ID, Name: "one"},
-						{AccountID: rb.AccountID, RunbookID: rb.ID, Name: "two", Position: 1},
-					}
-					if err := tx.Create(&steps).Error; err != nil {
-						return err
-					}
-					return tx.Model(&rb).Update("name", rb.Name+" done").Error
-				})
-				if err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	done := e.writeConcurrently(writers, txs)
 
 	// Poll while the writers run: a small page makes many polls.
 	polls := 0
+	var writeErr error
 loop:
 	for {
 		select {
-		case <-done:
+		case writeErr = <-done:
 			break loop
 		default:
 		}
 		p.poll("per_page=7")
 		polls++
 	}
-	close(errs)
-	for err := range errs {
-		require.NoError(t, err)
-	}
+	require.NoError(t, writeErr)
 
 	// Every row of account 1, in the stream's order.
 	var want []int64
