@@ -1,136 +1,351 @@
 package audit
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/callbacks"
 	"gorm.io/gorm/clause"
+	"gorm.io/gorm/schema"
 )
 
-// recorderKey carries a create's recorder from beforeCreate, which runs
-// before the INSERT, to afterCreate, which runs after it.
-const recorderKey = PluginName + ":recorder"
-
-// beforeCreate refuses creates that could not be audited before anything is
-// written, and prepares the recorder. For an upsert (ON CONFLICT, as gorm's
-// Save issues for a record whose update matched no row) it also locks and
-// reads the rows that already exist, whose changes are then updates.
-func (p *Plugin) beforeCreate(db *gorm.DB) {
-	m := p.audited(db)
-	if m == nil {
-		p.refuseUnmodelled(db, ActionCreate)
-		return
-	}
-	recs, ok := records(db.Statement.ReflectValue)
-	if !ok {
-		_ = db.AddError(&WriteError{Type: m.typeName, Action: ActionCreate,
-			Err: fmt.Errorf("%w: create from a struct or a slice of structs, not %s", ErrUnsupportedWrite, db.Statement.ReflectValue.Type())})
-		return
-	}
-	r, err := p.start(db, m, ActionCreate)
-	if err != nil {
-		_ = db.AddError(err)
-		return
-	}
-	if c, upsert := db.Statement.Clauses["ON CONFLICT"]; upsert {
-		if err := p.prepareUpsert(db, r, c, recs); err != nil {
+// create wraps gorm's own create callback. Statements that are not audited
+// go to it unchanged. For an audited model every audit row is computed from
+// the row as the database stored it (column defaults, Omit and Select, type
+// conversions), never from the caller's struct:
+//
+//   - on PostgreSQL, a plain INSERT becomes one statement that also writes
+//     the audit rows (fuseCreate), and gorm runs it;
+//   - otherwise, and for every upsert, the plugin runs the INSERT itself
+//     with RETURNING every column (insertReturning), inside a savepoint.
+func (p *Plugin) create(gormCreate func(*gorm.DB)) func(*gorm.DB) {
+	return func(db *gorm.DB) {
+		m, refused := p.target(db, ActionCreate)
+		if refused {
+			return
+		}
+		if m == nil {
+			gormCreate(db)
+			return
+		}
+		if err := refuseCreate(db.Statement); err != nil {
 			_ = db.AddError(&WriteError{Type: m.typeName, Action: ActionCreate, Err: err})
 			return
 		}
-	} else if p.canFuse(r) && !db.DryRun && db.Statement.SQL.Len() == 0 && !hasClause(db.Statement, "RETURNING") {
-		p.fuseCreate(db, r)
+		r, err := p.start(db, m, ActionCreate)
+		if err != nil {
+			_ = db.AddError(err)
+			return
+		}
+		_, upsert := db.Statement.Clauses["ON CONFLICT"]
+		_, userReturning := db.Statement.Clauses["RETURNING"]
+		switch {
+		case db.DryRun:
+			gormCreate(db)
+		case !upsert && !userReturning && p.canFuse(r):
+			p.fuseCreate(db, r)
+			gormCreate(db)
+			if db.Error != nil {
+				db.Error = r.fusedError(db.Error)
+			}
+		default:
+			p.insertReturning(db, r)
+		}
 	}
-	db.Statement.Settings.Store(recorderKey, r)
 }
 
-// prepareUpsert reads, and locks, the rows an upsert may overwrite.
-func (p *Plugin) prepareUpsert(db *gorm.DB, r *recorder, c clause.Clause, recs []reflect.Value) error {
-	oc, _ := c.Expression.(clause.OnConflict)
-	if len(oc.Columns) > 1 || (len(oc.Columns) == 1 && oc.Columns[0].Name != r.m.pk.DBName) || oc.OnConstraint != "" {
-		return fmt.Errorf("%w: an upsert must conflict on the primary key", ErrUnsupportedWrite)
+// refuseCreate names why a create cannot be audited, before anything is
+// written: values that are not structs (a map), SQL the caller built, and
+// SQLite's INSERT OR IGNORE / OR REPLACE, which can skip or silently
+// delete other rows.
+func refuseCreate(stmt *gorm.Statement) error {
+	if _, ok := records(stmt.ReflectValue); !ok {
+		return fmt.Errorf("%w: create from a struct or a slice of structs, not %s", ErrUnsupportedWrite, stmt.ReflectValue.Type())
 	}
-	keys := make([]any, 0, len(recs))
-	for _, rv := range recs {
-		pk, zero := r.m.pk.ValueOf(r.ctx, rv)
-		if zero {
-			return fmt.Errorf("%w: an upsert needs every record's primary key", ErrUnsupportedWrite)
+	if stmt.SQL.Len() != 0 {
+		return fmt.Errorf("%w: the statement's SQL was built before the create callback", ErrUnsupportedWrite)
+	}
+	if c, ok := stmt.Clauses["INSERT"]; ok {
+		if ins, _ := c.Expression.(clause.Insert); ins.Modifier != "" {
+			return fmt.Errorf("%w: INSERT %s (use clause.OnConflict on the primary key)", ErrUnsupportedWrite, ins.Modifier)
 		}
-		keys = append(keys, pk)
-	}
-	olds, err := p.selectRows(db, r.m, []clause.Expression{r.m.pkIn(keys)})
-	if err != nil {
-		return err
-	}
-	r.upsertKeys = keys
-	r.existing = make(map[string]reflect.Value, len(olds))
-	for _, rv := range olds {
-		r.existing[key(r.ctx, r.m.pk, rv)] = rv
 	}
 	return nil
 }
 
-// afterCreate records a create: every audited column with the value the
-// record was inserted with. After an upsert it reads the rows back and
-// records an update for each row that existed before, a create for the rest.
-func (p *Plugin) afterCreate(db *gorm.DB) {
-	v, ok := db.Statement.Settings.LoadAndDelete(recorderKey)
-	if !ok || db.DryRun {
+// conflictColumn is the name of the flag insertReturning asks PostgreSQL
+// for: whether the upsert inserted the row (true) or updated one (false).
+const conflictColumn = "__audit_inserted"
+
+// maxUpsertAttempts bounds the retries of an upsert that met a row another
+// transaction inserted while it ran.
+const maxUpsertAttempts = 3
+
+// insertReturning runs the create itself, as gorm's create callback would
+// build it, returning every column of the rows written, and records them:
+// a create for each row inserted, an update for each row an upsert
+// changed, nothing for a row an upsert left alone.
+//
+// An upsert first reads, and locks, the rows it may overwrite: their old
+// values. On PostgreSQL a row can still appear between that read and the
+// INSERT (another transaction inserting the same key commits while this one
+// waits for it); the INSERT then updates a row whose old values were not
+// read. PostgreSQL says so (the returned row's xmax is not 0), and the
+// attempt is rolled back to its savepoint and repeated with a fresh read,
+// which now sees and locks that row.
+func (p *Plugin) insertReturning(db *gorm.DB, r *recorder) {
+	stmt := db.Statement
+	ins, err := p.buildInsert(stmt, r.m)
+	if err != nil {
+		_ = db.AddError(&WriteError{Type: r.m.typeName, Action: ActionCreate, Err: err})
 		return
 	}
-	if db.Error != nil {
-		if r := v.(*recorder); r.fused {
-			db.Error = r.fusedError(db.Error)
+	for attempt := 1; ; attempt++ {
+		g, err := begin(db)
+		if err != nil {
+			_ = db.AddError(&WriteError{Type: r.m.typeName, Action: ActionCreate, Err: err})
+			return
 		}
+		raced := p.insertAttempt(db, r, ins)
+		if raced && db.Error == nil {
+			g.undo()
+			r.rows = nil
+			if attempt < maxUpsertAttempts {
+				continue
+			}
+			r.fail(fmt.Errorf("%w: rows kept appearing under the upsert's keys", ErrVersionConflict))
+			return
+		}
+		g.finish(db)
 		return
-	}
-	r := v.(*recorder)
-	if r.fused {
-		return
-	}
-	if r.upsertKeys != nil {
-		p.afterUpsert(db, r)
-		return
-	}
-	recs, _ := records(db.Statement.ReflectValue)
-	if r.addSnapshots(recs) {
-		r.flush()
 	}
 }
 
-func (p *Plugin) afterUpsert(db *gorm.DB, r *recorder) {
-	news, err := p.selectRows(db, r.m, []clause.Expression{r.m.pkIn(r.upsertKeys)})
-	if err != nil {
-		r.fail(err)
-		return
+// builtInsert is a create statement built once for every attempt.
+type builtInsert struct {
+	sql      string
+	vars     []any
+	updates  bool            // an upsert that may update existing rows
+	deliver  []*schema.Field // what gorm would have scanned back into the records
+	returned bool            // the caller asked for RETURNING
+}
+
+// buildInsert builds the INSERT as gorm's create callback does, returning
+// every column, and checks that an upsert conflicts on the primary key.
+func (p *Plugin) buildInsert(stmt *gorm.Statement, m *model) (*builtInsert, error) {
+	b := &builtInsert{}
+	if !stmt.Unscoped {
+		for _, c := range stmt.Schema.CreateClauses {
+			stmt.AddClause(c)
+		}
 	}
-	for _, nv := range news {
-		if !r.wants(nv) {
-			continue
+	userReturning, returned := stmt.Clauses["RETURNING"]
+	b.returned = returned
+	b.deliver = deliveredFields(stmt, userReturning, returned)
+	stmt.AddClauseIfNotExists(clause.Insert{})
+	stmt.AddClause(callbacks.ConvertToCreateValues(stmt))
+	if stmt.Error != nil {
+		return nil, stmt.Error
+	}
+	if c, ok := stmt.Clauses["ON CONFLICT"]; ok {
+		oc, _ := c.Expression.(clause.OnConflict)
+		b.updates = !oc.DoNothing
+		onKey := len(oc.Columns) == 1 && oc.Columns[0].Name == m.pk.DBName && oc.OnConstraint == ""
+		if b.updates && !onKey {
+			return nil, fmt.Errorf("%w: an upsert that updates must conflict on the primary key", ErrUnsupportedWrite)
 		}
-		old, existed := r.existing[key(r.ctx, r.m.pk, nv)]
-		if !existed {
-			changes, err := r.m.snapshot(r.ctx, nv)
-			if err != nil {
-				r.fail(err)
-				return
+	}
+	stmt.Clauses["RETURNING"] = clause.Clause{Name: "RETURNING", Expression: clause.Returning{}}
+	stmt.Build(stmt.BuildClauses...)
+	if returned {
+		stmt.Clauses["RETURNING"] = userReturning
+	} else {
+		delete(stmt.Clauses, "RETURNING")
+	}
+	b.sql, b.vars = stmt.SQL.String(), stmt.Vars
+	if b.updates && p.postgres {
+		b.sql += `, ("xmax" = 0) AS "` + conflictColumn + `"`
+	}
+	return b, nil
+}
+
+// deliveredFields lists the fields gorm's create would scan back into the
+// caller's records: the columns of the caller's RETURNING clause (all for
+// RETURNING *), else the columns with database defaults.
+func deliveredFields(stmt *gorm.Statement, c clause.Clause, returned bool) []*schema.Field {
+	if !returned {
+		var out []*schema.Field
+		for _, f := range stmt.Schema.FieldsWithDefaultDBValue {
+			if f.Readable {
+				out = append(out, f)
 			}
-			r.add(nv, changes)
-			continue
 		}
-		changes, err := r.m.diff(r.ctx, old, nv)
-		if err != nil {
+		return out
+	}
+	ret, _ := c.Expression.(clause.Returning)
+	if len(ret.Columns) == 0 || (len(ret.Columns) == 1 && ret.Columns[0].Name == "*") {
+		var out []*schema.Field
+		for _, f := range stmt.Schema.Fields {
+			if f.DBName != "" && f.Readable {
+				out = append(out, f)
+			}
+		}
+		return out
+	}
+	var out []*schema.Field
+	for _, col := range ret.Columns {
+		if f := stmt.Schema.LookUpField(col.Name); f != nil && f.DBName != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// insertAttempt runs one attempt of insertReturning. It reports raced when
+// an upsert updated a row it had not read before.
+func (p *Plugin) insertAttempt(db *gorm.DB, r *recorder, b *builtInsert) (raced bool) {
+	stmt := db.Statement
+	recs, _ := records(stmt.ReflectValue)
+	var existing map[string]reflect.Value
+	if b.updates {
+		var err error
+		if existing, err = p.lockExisting(db, r.m, recs); err != nil {
 			r.fail(err)
-			return
+			return false
 		}
-		if len(changes) > 0 {
-			r.addAction(nv, ActionUpdate, changes)
+	}
+	rows, err := stmt.ConnPool.QueryContext(r.ctx, b.sql, b.vars...)
+	if err != nil {
+		_ = db.AddError(err)
+		return false
+	}
+	written, inserted, err := scanWritten(r.ctx, rows, r.m.schema)
+	if err != nil {
+		_ = db.AddError(err)
+		return false
+	}
+	for i, rv := range written {
+		old, existed := existing[key(r.ctx, r.m.pk, rv)]
+		switch {
+		case existed:
+			if !r.recordUpdate(old, rv, ActionUpdate) {
+				return false
+			}
+		case inserted != nil && !inserted[i]:
+			return true
+		default:
+			if !r.addSnapshots(written[i : i+1]) {
+				return false
+			}
 		}
 	}
 	r.flush()
+	if db.Error == nil {
+		deliverCreated(db, recs, written, b.deliver, r.m)
+		db.RowsAffected = int64(len(written))
+		if stmt.Result != nil {
+			stmt.Result.RowsAffected = db.RowsAffected
+		}
+	}
+	return false
 }
 
-// pkIn is the condition "primary key in keys".
-func (m *model) pkIn(keys []any) clause.Expression {
-	return clause.IN{Column: clause.Column{Table: clause.CurrentTable, Name: m.pk.DBName}, Values: keys}
+// lockExisting reads, and locks on PostgreSQL, the rows an upsert may
+// overwrite: those whose primary keys the records carry. A record without
+// a key (the database assigns it) can only be inserted.
+func (p *Plugin) lockExisting(db *gorm.DB, m *model, recs []reflect.Value) (map[string]reflect.Value, error) {
+	ctx := db.Statement.Context
+	keys := make([]any, 0, len(recs))
+	for _, rv := range recs {
+		if pk, zero := m.pk.ValueOf(ctx, rv); !zero {
+			keys = append(keys, pk)
+		}
+	}
+	existing := make(map[string]reflect.Value, len(keys))
+	if len(keys) == 0 {
+		return existing, nil
+	}
+	olds, err := p.selectRows(db, m, []clause.Expression{m.pkIn(keys)})
+	if err != nil {
+		return nil, err
+	}
+	for _, rv := range olds {
+		existing[key(ctx, m.pk, rv)] = rv
+	}
+	return existing, nil
+}
+
+// recordUpdate queues the audit row of one record changed from old to new
+// (an update, or a revert's re-insert), refusing a change of account. It
+// reports false, having failed the statement, on an error.
+func (r *recorder) recordUpdate(old, new reflect.Value, action Action) bool {
+	if err := r.m.checkSameRecord(r.ctx, old, new); err != nil {
+		r.fail(err)
+		return false
+	}
+	if !r.wants(new) && !r.wants(old) {
+		return true
+	}
+	changes, err := r.m.diff(r.ctx, old, new)
+	if err != nil {
+		r.fail(err)
+		return false
+	}
+	if len(changes) > 0 {
+		r.addAction(new, action, changes)
+	}
+	return true
+}
+
+// checkSameRecord refuses a write that gives a record another primary key
+// or moves it to another account: its history would no longer be one
+// record's, filed under one account.
+func (m *model) checkSameRecord(ctx context.Context, old, new reflect.Value) error {
+	if from, to := key(ctx, m.pk, old), key(ctx, m.pk, new); from != to {
+		return fmt.Errorf("%w: the primary key %s changed from %s to %s", ErrUnsupportedWrite, m.pk.DBName, from, to)
+	}
+	if m.account != nil {
+		if from, to := m.accountOf(ctx, old), m.accountOf(ctx, new); from != to {
+			return &AccountMoveError{Ref: Ref{Type: m.typeName, ID: key(ctx, m.pk, new)}, From: from, To: to}
+		}
+	}
+	return nil
+}
+
+// deliverCreated gives the caller's records what gorm's create would have
+// scanned into them: the fields in deliver, from the rows written. Rows are
+// matched to records by primary key, and records without one (keys the
+// database assigns) in order.
+func deliverCreated(db *gorm.DB, recs, written []reflect.Value, deliver []*schema.Field, m *model) {
+	if len(deliver) == 0 {
+		return
+	}
+	ctx := db.Statement.Context
+	byKey := make(map[string]reflect.Value, len(recs))
+	var unkeyed []reflect.Value
+	for _, rv := range recs {
+		if _, zero := m.pk.ValueOf(ctx, rv); zero {
+			unkeyed = append(unkeyed, rv)
+		} else {
+			byKey[key(ctx, m.pk, rv)] = rv
+		}
+	}
+	for _, w := range written {
+		dst, ok := byKey[key(ctx, m.pk, w)]
+		if !ok {
+			if len(unkeyed) == 0 {
+				continue
+			}
+			dst, unkeyed = unkeyed[0], unkeyed[1:]
+		}
+		if !dst.CanAddr() {
+			continue
+		}
+		for _, f := range deliver {
+			v, _ := f.ValueOf(ctx, w)
+			_ = f.Set(ctx, dst, v)
+		}
+	}
 }

@@ -17,11 +17,12 @@ import (
 // audit rows (see fused.go).
 func (p *Plugin) delete(gormDelete func(*gorm.DB)) func(*gorm.DB) {
 	return func(db *gorm.DB) {
-		m := p.audited(db)
+		m, refused := p.target(db, ActionDestroy)
+		if refused {
+			return
+		}
 		if m == nil {
-			if !p.refuseUnmodelled(db, ActionDestroy) {
-				gormDelete(db)
-			}
+			gormDelete(db)
 			return
 		}
 		if db.Statement.SQL.Len() != 0 {
@@ -43,13 +44,19 @@ func (p *Plugin) delete(gormDelete func(*gorm.DB)) func(*gorm.DB) {
 
 func (p *Plugin) auditedDelete(db *gorm.DB, r *recorder) {
 	stmt := db.Statement
-	_, userReturning := stmt.Clauses["RETURNING"]
-	if !userReturning {
-		// Added before the schema's delete clauses: a soft delete builds its
-		// UPDATE as soon as its clause is added.
-		stmt.AddClause(clause.Returning{})
-		defer delete(stmt.Clauses, "RETURNING")
-	}
+	// Every column is returned, whatever the caller asked for: the caller's
+	// RETURNING columns are delivered afterwards. Set before the schema's
+	// delete clauses: a soft delete builds its UPDATE as soon as its clause
+	// is added.
+	userReturning, returned := stmt.Clauses["RETURNING"]
+	stmt.Clauses["RETURNING"] = clause.Clause{Name: "RETURNING", Expression: clause.Returning{}}
+	defer func() {
+		if returned {
+			stmt.Clauses["RETURNING"] = userReturning
+		} else {
+			delete(stmt.Clauses, "RETURNING")
+		}
+	}()
 	// From here on, gorm's callbacks.Delete, scanning into fresh values.
 	for _, c := range stmt.Schema.DeleteClauses {
 		stmt.AddClause(c)
@@ -70,9 +77,16 @@ func (p *Plugin) auditedDelete(db *gorm.DB, r *recorder) {
 	if db.DryRun || db.Error != nil {
 		return
 	}
-	fused := p.canFuse(r) && !userReturning
+	fused := p.canFuse(r)
 	if fused {
 		r.wrapFused(stmt, ActionDestroy, "*")
+	} else {
+		g, err := begin(db)
+		if err != nil {
+			r.fail(err)
+			return
+		}
+		defer g.finish(db)
 	}
 	rows, err := stmt.ConnPool.QueryContext(r.ctx, stmt.SQL.String(), stmt.Vars...)
 	if err != nil {
@@ -87,18 +101,18 @@ func (p *Plugin) auditedDelete(db *gorm.DB, r *recorder) {
 		_ = db.AddError(err)
 		return
 	}
+	if !fused && r.addSnapshots(gone) {
+		r.flush()
+	}
+	if db.Error != nil {
+		return
+	}
 	db.RowsAffected = int64(len(gone))
 	if stmt.Result != nil {
 		stmt.Result.RowsAffected = db.RowsAffected
 	}
-	if userReturning {
-		deliverReturning(db, gone)
-	}
-	if fused {
-		return
-	}
-	if r.addSnapshots(gone) {
-		r.flush()
+	if returned {
+		deliverReturning(db, gone, userReturning)
 	}
 }
 

@@ -51,3 +51,25 @@ func (e *WriteError) Error() string {
 func (e *WriteError) Unwrap() error { return e.Err }
 
 var errNotInTransaction = errors.New("the write is not in a transaction; audited models need gorm's default transaction (do not set SkipDefaultTransaction) or an explicit db.Transaction")
+
+// ErrAccountMove is returned (inside a [*WriteError], as an
+// [*AccountMoveError]) for a write that would move a record to another
+// account. Moves are refused before anything is written: each account's log
+// must tell the whole story of its records, and a record's history is filed
+// under one account. To move a record, destroy it and create it anew in the
+// other account.
+var ErrAccountMove = errors.New("audit: a record cannot move to another account")
+
+// AccountMoveError reports a refused account move. It matches
+// [ErrAccountMove].
+type AccountMoveError struct {
+	Ref      Ref
+	From, To int64
+}
+
+func (e *AccountMoveError) Error() string {
+	return fmt.Sprintf("%v: %s from account %d to %d", ErrAccountMove, e.Ref, e.From, e.To)
+}
+
+// Is makes errors.Is(err, ErrAccountMove) true.
+func (e *AccountMoveError) Is(target error) bool { return target == ErrAccountMove }

@@ -47,6 +47,24 @@ BEGIN
 END
 $$`
 
+// refuseFunction is created by Migrate on PostgreSQL: a single-statement
+// write calls it to refuse a change it cannot record, such as a record
+// moving to another account. It raises an error with SQLSTATE code (class
+// "GA", this plugin's own), which fusedError turns back into the typed
+// error, by code; detail and hint carry the record and the values.
+const refuseFunction = `CREATE OR REPLACE FUNCTION gormaudit_refuse(p_code text, p_message text, p_detail text, p_hint text) RETURNS integer
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+	RAISE EXCEPTION USING ERRCODE = p_code, MESSAGE = p_message, DETAIL = p_detail, HINT = p_hint;
+END
+$$`
+
+// The SQLSTATE codes gormaudit_refuse raises.
+const (
+	codeAccountMove = "GA001"
+	codeKeyChange   = "GA002"
+)
+
 // rowRef stands for the row a column expression reads, in the SQL
 // templates of prepareSnapshotSQL.
 const rowRef = "{{row}}"
@@ -245,6 +263,38 @@ func (r *recorder) wrapFused(stmt *gorm.Statement, action Action, selectList str
 	stmt.WriteString(") SELECT " + selectList + " FROM " + fusedAlias)
 }
 
+// sameRecordGuard is the SQL that refuses, through gormaudit_refuse, an
+// update that changes a record's primary key or account (see
+// model.checkSameRecord); it is 0 otherwise.
+func (m *model) sameRecordGuard(old, new string) string {
+	col := func(row string, f *schema.Field) string { return row + "." + quoteIdent(f.DBName) }
+	id := col(new, m.pk) + "::text"
+	var b strings.Builder
+	b.WriteString("CASE WHEN " + col(old, m.pk) + " IS DISTINCT FROM " + col(new, m.pk) +
+		" THEN gormaudit_refuse('" + codeKeyChange + "', 'audit: an update cannot change a primary key', " + col(old, m.pk) + "::text, " + id + ")")
+	if m.account != nil {
+		b.WriteString(" WHEN " + col(old, m.account) + " IS DISTINCT FROM " + col(new, m.account) +
+			" THEN gormaudit_refuse('" + codeAccountMove + "', 'audit: a record cannot move to another account', " + id +
+			", COALESCE(" + col(old, m.account) + ", 0)::text || ' ' || COALESCE(" + col(new, m.account) + ", 0)::text)")
+	}
+	b.WriteString(" ELSE 0 END")
+	return b.String()
+}
+
+// refusal turns an error raised by gormaudit_refuse back into the typed
+// error it stands for; nil for any other error.
+func (m *model) refusal(pgErr *pgconn.PgError) error {
+	switch pgErr.Code {
+	case codeKeyChange:
+		return fmt.Errorf("%w: the update changed the primary key %s from %s to %s", ErrUnsupportedWrite, m.pk.DBName, pgErr.Detail, pgErr.Hint)
+	case codeAccountMove:
+		e := &AccountMoveError{Ref: Ref{Type: m.typeName, ID: pgErr.Detail}}
+		_, _ = fmt.Sscan(pgErr.Hint, &e.From, &e.To)
+		return e
+	}
+	return nil
+}
+
 // fusedError names the failure of a fused statement: a *WriteError unless
 // the database blamed the audited table itself or a concurrent transaction,
 // which are the change's own errors.
@@ -252,6 +302,9 @@ func (r *recorder) fusedError(err error) error {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
 		return err
+	}
+	if refused := r.m.refusal(pgErr); refused != nil {
+		return &WriteError{Type: r.m.typeName, Action: r.action, Err: refused}
 	}
 	switch {
 	case pgErr.TableName == r.m.schema.Table,
@@ -330,9 +383,11 @@ func (p *Plugin) fusedUpdate(db *gorm.DB, r *recorder) (int64, error) {
 	stmt.WriteString(`WITH "__audit_p" AS (`)
 	writeLockingUpdate(stmt, r.m.pk.DBName, `"__audit"."__audit_old" AS "__audit_o"`)
 	stmt.WriteString("), " + fusedAlias + ` AS (SELECT "p".*, ` + r.m.diffOf(`("p"."__audit_o")`, `"p"`) +
-		` AS "__audit_changes" FROM "__audit_p" AS "p"), "__audit_i" AS (`)
+		` AS "__audit_changes", ` + r.m.sameRecordGuard(`("p"."__audit_o")`, `"p"`) + ` AS "__audit_guard" FROM "__audit_p" AS "p"), "__audit_i" AS (`)
 	r.writeFusedInsert(stmt, ActionUpdate, fusedAlias+`."__audit_changes"`, fusedAlias+`."__audit_changes" IS NOT NULL`)
-	stmt.WriteString(`) SELECT 1 FROM "__audit_p"`)
+	// Reading the guard makes PostgreSQL evaluate it for every row updated,
+	// whether or not the row gets an audit row.
+	stmt.WriteString(`) SELECT "__audit_guard" FROM ` + fusedAlias)
 	rows, err := stmt.ConnPool.QueryContext(r.ctx, stmt.SQL.String(), stmt.Vars...)
 	if err != nil {
 		return 0, r.fusedError(err)

@@ -229,7 +229,7 @@ func (p *Plugin) resolveModels(db *gorm.DB) error {
 		}
 		p.models[sch.ModelType] = rm
 		p.byType[rm.typeName] = rm
-		p.tables[sch.Table] = rm
+		p.tables[normTable(sch.Table)] = rm
 	}
 	return nil
 }
@@ -246,65 +246,32 @@ func isInteger(t reflect.Type) bool {
 	return false
 }
 
+// registerCallbacks wraps gorm's create, update and delete callbacks: the
+// plugin runs an audited model's write itself (so that its audit rows come
+// from the rows as written, in the same statement on PostgreSQL) and hands
+// every other statement to gorm's own callback unchanged.
 func (p *Plugin) registerCallbacks(db *gorm.DB) error {
-	create := db.Callback().Create()
-	if err := create.After("gorm:save_before_associations").Before("gorm:create").
-		Register(PluginName+":before_create", p.beforeCreate); err != nil {
-		return fmt.Errorf("audit: register create callback: %w", err)
-	}
-	// After the INSERT and inside its transaction: a callback registered only
-	// After("gorm:create") would be sorted after the commit.
-	if err := create.After("gorm:create").Before("gorm:save_after_associations").
-		Register(PluginName+":create", p.afterCreate); err != nil {
-		return fmt.Errorf("audit: register create callback: %w", err)
-	}
-	update := db.Callback().Update()
-	gormUpdate := update.Get("gorm:update")
-	if gormUpdate == nil {
-		return &ConfigError{Field: "Dialector", Reason: "gorm:update callback is missing"}
-	}
-	if err := update.Replace("gorm:update", p.update(gormUpdate)); err != nil {
-		return fmt.Errorf("audit: replace update callback: %w", err)
-	}
-	del := db.Callback().Delete()
-	gormDelete := del.Get("gorm:delete")
-	if gormDelete == nil {
-		return &ConfigError{Field: "Dialector", Reason: "gorm:delete callback is missing"}
-	}
-	if err := del.Replace("gorm:delete", p.delete(gormDelete)); err != nil {
-		return fmt.Errorf("audit: replace delete callback: %w", err)
+	for _, c := range []struct {
+		name      string
+		processor interface {
+			Get(string) func(*gorm.DB)
+			Replace(string, func(*gorm.DB)) error
+		}
+		wrap func(func(*gorm.DB)) func(*gorm.DB)
+	}{
+		{"gorm:create", db.Callback().Create(), p.create},
+		{"gorm:update", db.Callback().Update(), p.update},
+		{"gorm:delete", db.Callback().Delete(), p.delete},
+	} {
+		own := c.processor.Get(c.name)
+		if own == nil {
+			return &ConfigError{Field: "Dialector", Reason: c.name + " callback is missing"}
+		}
+		if err := c.processor.Replace(c.name, c.wrap(own)); err != nil {
+			return fmt.Errorf("audit: replace %s callback: %w", c.name, err)
+		}
 	}
 	return nil
-}
-
-// audited returns the registered model a statement writes, or nil when the
-// statement is not to be audited.
-func (p *Plugin) audited(db *gorm.DB) *model {
-	if db.Error != nil || db.Statement.Table == TableName {
-		return nil
-	}
-	if db.Statement.Schema == nil {
-		return nil
-	}
-	return p.models[db.Statement.Schema.ModelType]
-}
-
-// refuseUnmodelled fails a write that names an audited model's table but
-// not the model, such as db.Table("steps").Where(...).Updates(map): gorm
-// runs it without a schema, so it could not be audited. It reports whether
-// it refused.
-func (p *Plugin) refuseUnmodelled(db *gorm.DB, action Action) bool {
-	if db.Error != nil || db.Statement.Schema != nil {
-		return false
-	}
-	m, ok := p.tables[db.Statement.Table]
-	if !ok {
-		return false
-	}
-	_ = db.AddError(&WriteError{Type: m.typeName, Action: action,
-		Err: fmt.Errorf("%w: write to table %q through its model (db.Model(&%s{})) so that it can be audited",
-			ErrUnsupportedWrite, db.Statement.Table, m.schema.ModelType.Name())})
-	return true
 }
 
 // TypeOf returns the auditable type registered for a model value, such as

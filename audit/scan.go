@@ -14,17 +14,33 @@ import (
 // scanRecords reads rows into fresh values of the schema's model, never into
 // the caller's values. It closes rows.
 func scanRecords(ctx context.Context, rows *sql.Rows, sch *schema.Schema) ([]reflect.Value, error) {
-	got, err := scanGroups(ctx, rows, sch, 1)
+	got, _, err := scanGroups(ctx, rows, sch, 1)
 	if err != nil {
 		return nil, err
 	}
 	return got[0], nil
 }
 
+// scanWritten reads the rows an INSERT returned, with, when the statement
+// asked for it as its last column, PostgreSQL's flag telling an inserted
+// row (true) from an upsert's updated one; inserted is nil otherwise.
+func scanWritten(ctx context.Context, rows *sql.Rows, sch *schema.Schema) (written []reflect.Value, inserted []bool, err error) {
+	got, inserted, err := scanGroups(ctx, rows, sch, 1)
+	if err != nil {
+		return nil, nil, err
+	}
+	return got[0], inserted, nil
+}
+
+// pkIn is the condition "primary key in keys".
+func (m *model) pkIn(keys []any) clause.Expression {
+	return clause.IN{Column: clause.Column{Table: clause.CurrentTable, Name: m.pk.DBName}, Values: keys}
+}
+
 // scanPairs reads rows whose columns are two whole records side by side,
 // such as RETURNING old.*, new.*. It closes rows.
 func scanPairs(ctx context.Context, rows *sql.Rows, sch *schema.Schema) (first, second []reflect.Value, err error) {
-	got, err := scanGroups(ctx, rows, sch, 2)
+	got, _, err := scanGroups(ctx, rows, sch, 2)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -32,8 +48,9 @@ func scanPairs(ctx context.Context, rows *sql.Rows, sch *schema.Schema) (first, 
 }
 
 // scanGroups reads each row as n records, the columns split into n equal
-// consecutive groups, each into a fresh value of the schema's model.
-func scanGroups(ctx context.Context, rows *sql.Rows, sch *schema.Schema, n int) (out [][]reflect.Value, err error) {
+// consecutive groups, each into a fresh value of the schema's model. A
+// last column named conflictColumn is read into flags instead.
+func scanGroups(ctx context.Context, rows *sql.Rows, sch *schema.Schema, n int) (out [][]reflect.Value, flags []bool, err error) {
 	defer func() {
 		if cerr := rows.Close(); err == nil {
 			err = cerr
@@ -41,10 +58,14 @@ func scanGroups(ctx context.Context, rows *sql.Rows, sch *schema.Schema, n int) 
 	}()
 	columns, err := rows.Columns()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	var flag *bool
+	if len(columns) > 0 && columns[len(columns)-1] == conflictColumn {
+		columns, flag = columns[:len(columns)-1], new(bool)
 	}
 	if len(columns)%n != 0 {
-		return nil, fmt.Errorf("scan %s: %d columns do not split into %d records", sch.Table, len(columns), n)
+		return nil, nil, fmt.Errorf("scan %s: %d columns do not split into %d records", sch.Table, len(columns), n)
 	}
 	fields := make([]*schema.Field, len(columns))
 	for i, c := range columns {
@@ -54,7 +75,10 @@ func scanGroups(ctx context.Context, rows *sql.Rows, sch *schema.Schema, n int) 
 	}
 	width := len(columns) / n
 	out = make([][]reflect.Value, n)
-	values := make([]any, len(columns))
+	values := make([]any, len(columns), len(columns)+1)
+	if flag != nil {
+		values = append(values, flag)
+	}
 	for rows.Next() {
 		for i, f := range fields {
 			if f == nil {
@@ -64,7 +88,10 @@ func scanGroups(ctx context.Context, rows *sql.Rows, sch *schema.Schema, n int) 
 			}
 		}
 		if err := rows.Scan(values...); err != nil {
-			return nil, err
+			return nil, nil, err
+		}
+		if flag != nil {
+			flags = append(flags, *flag)
 		}
 		for g := 0; g < n; g++ {
 			rv := reflect.New(sch.ModelType).Elem()
@@ -74,14 +101,14 @@ func scanGroups(ctx context.Context, rows *sql.Rows, sch *schema.Schema, n int) 
 					continue
 				}
 				if err := f.Set(ctx, rv, values[i]); err != nil {
-					return nil, fmt.Errorf("scan %s.%s: %w", sch.Table, f.DBName, err)
+					return nil, nil, fmt.Errorf("scan %s.%s: %w", sch.Table, f.DBName, err)
 				}
 				f.NewValuePool.Put(values[i])
 			}
 			out[g] = append(out[g], rv)
 		}
 	}
-	return out, rows.Err()
+	return out, flags, rows.Err()
 }
 
 // records returns the struct values a create statement wrote: one for a
@@ -135,31 +162,50 @@ func hasMissingWhere(db *gorm.DB) bool {
 }
 
 // deliverReturning gives the caller the rows of a RETURNING clause it asked
-// for itself, as gorm would have: into the struct for a single row, or as
-// the slice's new contents.
-func deliverReturning(db *gorm.DB, rows []reflect.Value) {
+// for itself, as gorm would have: the clause's columns (every column for
+// RETURNING *) into the struct for a single row, or into the slice's
+// elements, matched by position.
+func deliverReturning(db *gorm.DB, rows []reflect.Value, c clause.Clause) {
 	target := db.Statement.ReflectValue
 	for target.Kind() == reflect.Pointer {
 		target = target.Elem()
 	}
+	fields := deliveredFields(db.Statement, c, true)
+	ctx := db.Statement.Context
+	set := func(dst, src reflect.Value) {
+		for _, f := range fields {
+			v, _ := f.ValueOf(ctx, src)
+			_ = f.Set(ctx, dst, v)
+		}
+	}
 	switch {
-	case target.Kind() == reflect.Struct && target.CanSet() && len(rows) > 0 && target.Type() == rows[0].Type():
-		target.Set(rows[len(rows)-1])
+	case len(rows) == 0:
+	case target.Kind() == reflect.Struct && target.CanAddr() && target.Type() == rows[0].Type():
+		set(target, rows[len(rows)-1])
 	case target.Kind() == reflect.Slice && target.CanSet():
 		elemType := target.Type().Elem()
-		slice := reflect.MakeSlice(target.Type(), 0, len(rows))
-		for _, r := range rows {
-			switch {
-			case elemType == r.Type():
-				slice = reflect.Append(slice, r)
-			case elemType.Kind() == reflect.Pointer && elemType.Elem() == r.Type():
-				p := reflect.New(r.Type())
-				p.Elem().Set(r)
-				slice = reflect.Append(slice, p)
-			default:
-				return
-			}
+		base := elemType
+		if base.Kind() == reflect.Pointer {
+			base = base.Elem()
 		}
-		target.Set(slice)
+		if base != rows[0].Type() {
+			return
+		}
+		ret, _ := c.Expression.(clause.Returning)
+		if whole := len(ret.Columns) == 0 || (len(ret.Columns) == 1 && ret.Columns[0].Name == "*"); whole || target.Len() == 0 {
+			// gorm replaces the slice's contents with the rows returned
+			// (partial columns too, into an empty slice).
+			target.Set(reflect.MakeSlice(target.Type(), len(rows), len(rows)))
+		}
+		for i := 0; i < len(rows) && i < target.Len(); i++ {
+			dst := target.Index(i)
+			if elemType.Kind() == reflect.Pointer {
+				if dst.IsNil() {
+					dst.Set(reflect.New(base))
+				}
+				dst = dst.Elem()
+			}
+			set(dst, rows[i])
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"fmt"
 	"reflect"
 
 	"gorm.io/gorm"
@@ -21,11 +22,12 @@ import (
 //  3. INSERT one audit row per record whose audited columns changed.
 func (p *Plugin) update(gormUpdate func(*gorm.DB)) func(*gorm.DB) {
 	return func(db *gorm.DB) {
-		m := p.audited(db)
+		m, refused := p.target(db, ActionUpdate)
+		if refused {
+			return
+		}
 		if m == nil {
-			if !p.refuseUnmodelled(db, ActionUpdate) {
-				gormUpdate(db)
-			}
+			gormUpdate(db)
 			return
 		}
 		if db.Statement.SQL.Len() != 0 {
@@ -72,9 +74,9 @@ func (p *Plugin) auditedUpdate(db *gorm.DB, r *recorder) {
 		return
 	}
 
-	_, userReturning := stmt.Clauses["RETURNING"]
+	userReturning, returned := stmt.Clauses["RETURNING"]
 	plainTable := stmt.TableExpr == nil && !hasClause(stmt, "FROM")
-	if p.canFuse(r) && plainTable && !userReturning {
+	if p.canFuse(r) && plainTable && !returned && !r.m.setsDocumentByExpression(stmt) {
 		n, err := p.fusedUpdate(db, r)
 		if err != nil {
 			_ = db.AddError(err)
@@ -86,51 +88,53 @@ func (p *Plugin) auditedUpdate(db *gorm.DB, r *recorder) {
 		}
 		return
 	}
+	g, err := begin(db)
+	if err != nil {
+		r.fail(err)
+		return
+	}
+	defer g.finish(db)
+	// The plugin reads every column back, whatever the caller asked for;
+	// the caller's RETURNING columns are delivered afterwards.
+	stmt.Clauses["RETURNING"] = clause.Clause{Name: "RETURNING", Expression: clause.Returning{}}
 	var olds, news []reflect.Value
-	var err error
 	if p.postgres && plainTable {
 		olds, news, err = p.updateReturningOld(db, r)
 	} else {
-		olds, news, err = p.updateAfterSelect(db, r, userReturning)
+		olds, news, err = p.updateAfterSelect(db, r)
+	}
+	if returned {
+		stmt.Clauses["RETURNING"] = userReturning
+	} else {
+		delete(stmt.Clauses, "RETURNING")
 	}
 	if err != nil {
 		_ = db.AddError(err)
+		return
+	}
+	for i := range news {
+		if !r.recordUpdate(olds[i], news[i], ActionUpdate) {
+			return
+		}
+	}
+	r.flush()
+	if db.Error != nil {
 		return
 	}
 	db.RowsAffected = int64(len(news))
 	if stmt.Result != nil {
 		stmt.Result.RowsAffected = db.RowsAffected
 	}
-	if userReturning {
-		deliverReturning(db, news)
+	if returned {
+		deliverReturning(db, news, userReturning)
 	}
-
-	oldByKey := make(map[string]reflect.Value, len(olds))
-	for _, rv := range olds {
-		oldByKey[key(r.ctx, r.m.pk, rv)] = rv
-	}
-	for _, nv := range news {
-		ov, ok := oldByKey[key(r.ctx, r.m.pk, nv)]
-		if !ok || !r.wants(nv) {
-			continue
-		}
-		changes, err := r.m.diff(r.ctx, ov, nv)
-		if err != nil {
-			r.fail(err)
-			return
-		}
-		if len(changes) > 0 {
-			r.add(nv, changes)
-		}
-	}
-	r.flush()
 }
 
 // updateAfterSelect is the portable update: SELECT the matching rows (the
 // old values; FOR UPDATE where supported), then UPDATE exactly those rows by
 // primary key with RETURNING (the new values). A row inserted between the
 // two statements cannot slip into the UPDATE without its old values.
-func (p *Plugin) updateAfterSelect(db *gorm.DB, r *recorder, userReturning bool) (olds, news []reflect.Value, err error) {
+func (p *Plugin) updateAfterSelect(db *gorm.DB, r *recorder) (olds, news []reflect.Value, err error) {
 	stmt := db.Statement
 	where, _ := stmt.Clauses["WHERE"].Expression.(clause.Where)
 	olds, err = p.selectRows(db, r.m, where.Exprs)
@@ -141,10 +145,6 @@ func (p *Plugin) updateAfterSelect(db *gorm.DB, r *recorder, userReturning bool)
 	for _, rv := range olds {
 		pk, _ := r.m.pk.ValueOf(r.ctx, rv)
 		keys = append(keys, pk)
-	}
-	if !userReturning {
-		stmt.AddClause(clause.Returning{})
-		defer delete(stmt.Clauses, "RETURNING")
 	}
 	for start := 0; start < len(keys); start += lockBatch {
 		batch := keys[start:min(start+lockBatch, len(keys))]
@@ -162,7 +162,26 @@ func (p *Plugin) updateAfterSelect(db *gorm.DB, r *recorder, userReturning bool)
 		}
 		news = append(news, got...)
 	}
-	return olds, news, nil
+	return pairByKey(r, olds, news)
+}
+
+// pairByKey orders olds to match news by primary key. A new row whose key
+// no old row has is a record whose primary key the update changed.
+func pairByKey(r *recorder, olds, news []reflect.Value) (pairedOlds, _ []reflect.Value, err error) {
+	oldByKey := make(map[string]reflect.Value, len(olds))
+	for _, rv := range olds {
+		oldByKey[key(r.ctx, r.m.pk, rv)] = rv
+	}
+	pairedOlds = make([]reflect.Value, len(news))
+	for i, nv := range news {
+		ov, ok := oldByKey[key(r.ctx, r.m.pk, nv)]
+		if !ok {
+			return nil, nil, &WriteError{Type: r.m.typeName, Action: ActionUpdate,
+				Err: fmt.Errorf("%w: the update changed the primary key %s (to %s)", ErrUnsupportedWrite, r.m.pk.DBName, key(r.ctx, r.m.pk, nv))}
+		}
+		pairedOlds[i] = ov
+	}
+	return pairedOlds, news, nil
 }
 
 // updateReturningOld is the PostgreSQL update: one statement that locks the
@@ -233,4 +252,22 @@ func (p *Plugin) selectRows(db *gorm.DB, m *model, where []clause.Expression) ([
 		return nil, err
 	}
 	return scanRecords(db.Statement.Context, rows, m.schema)
+}
+
+// setsDocumentByExpression reports whether the update sets a JSON column to
+// a SQL expression rather than a value. Such an update takes the portable
+// path, whose encoder sees the document the expression produced and can
+// refuse one it cannot record (see MaxNestingDepth).
+func (m *model) setsDocumentByExpression(stmt *gorm.Statement) bool {
+	set, _ := stmt.Clauses["SET"].Expression.(clause.Set)
+	for _, a := range set {
+		f := m.schema.LookUpField(a.Column.Name)
+		if f == nil || !isJSONColumn(f) {
+			continue
+		}
+		if _, expr := a.Value.(clause.Expression); expr {
+			return true
+		}
+	}
+	return false
 }
