@@ -45,6 +45,11 @@ func (p *Plugin) create(gormCreate func(*gorm.DB)) func(*gorm.DB) {
 		case db.DryRun:
 			gormCreate(db)
 		case !upsert && !userReturning && p.canFuse(r):
+			recs, _ := records(db.Statement.ReflectValue)
+			if err := r.m.checkRecords(r.ctx, recs); err != nil {
+				r.fail(err)
+				return
+			}
 			p.fuseCreate(db, r)
 			gormCreate(db)
 			if db.Error != nil {

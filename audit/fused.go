@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"context"
 	"database/sql/driver"
 	"encoding/json"
 	"errors"
@@ -401,4 +402,56 @@ func (p *Plugin) fusedUpdate(db *gorm.DB, r *recorder) (int64, error) {
 		return 0, r.fusedError(err)
 	}
 	return n, nil
+}
+
+// checked reports whether the plugin checks a column's values in Go before
+// a single-statement write: JSON documents and floating-point numbers, the
+// values whose rendering in SQL could differ from what the encoder accepts
+// (a document nested too deep, a JSON null, NaN or an infinity).
+func checked(f *schema.Field) bool {
+	if isJSONColumn(f) {
+		return true
+	}
+	t := f.FieldType
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t.Kind() == reflect.Float32 || t.Kind() == reflect.Float64
+}
+
+// checkRecords runs the encoder over the checked columns of records about
+// to be inserted by a single statement, so that a value the encoder would
+// refuse is refused before anything is written, as on the portable path.
+func (m *model) checkRecords(ctx context.Context, recs []reflect.Value) error {
+	for _, f := range m.fields {
+		if !checked(f) {
+			continue
+		}
+		for _, rv := range recs {
+			if _, err := encodeField(ctx, f, rv); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkAssignments does the same for an update's SET values. It reports
+// portable true when a checked column is set to a SQL expression, whose
+// result only the portable path sees.
+func (m *model) checkAssignments(stmt *gorm.Statement) (portable bool, err error) {
+	set, _ := stmt.Clauses["SET"].Expression.(clause.Set)
+	for _, a := range set {
+		f := m.schema.LookUpField(a.Column.Name)
+		if f == nil || !checked(f) {
+			continue
+		}
+		if _, expr := a.Value.(clause.Expression); expr {
+			return true, nil
+		}
+		if _, err := encodeValue(a.Value, isJSONColumn(f)); err != nil {
+			return false, fmt.Errorf("encode %s.%s: %w", m.schema.Table, f.DBName, err)
+		}
+	}
+	return false, nil
 }

@@ -76,7 +76,12 @@ func (p *Plugin) auditedUpdate(db *gorm.DB, r *recorder) {
 
 	userReturning, returned := stmt.Clauses["RETURNING"]
 	plainTable := stmt.TableExpr == nil && !hasClause(stmt, "FROM")
-	if p.canFuse(r) && plainTable && !returned && !r.m.setsDocumentByExpression(stmt) {
+	portable, err := r.m.checkAssignments(stmt)
+	if err != nil {
+		r.fail(err)
+		return
+	}
+	if p.canFuse(r) && plainTable && !returned && !portable {
 		n, err := p.fusedUpdate(db, r)
 		if err != nil {
 			_ = db.AddError(err)
@@ -252,22 +257,4 @@ func (p *Plugin) selectRows(db *gorm.DB, m *model, where []clause.Expression) ([
 		return nil, err
 	}
 	return scanRecords(db.Statement.Context, rows, m.schema)
-}
-
-// setsDocumentByExpression reports whether the update sets a JSON column to
-// a SQL expression rather than a value. Such an update takes the portable
-// path, whose encoder sees the document the expression produced and can
-// refuse one it cannot record (see MaxNestingDepth).
-func (m *model) setsDocumentByExpression(stmt *gorm.Statement) bool {
-	set, _ := stmt.Clauses["SET"].Expression.(clause.Set)
-	for _, a := range set {
-		f := m.schema.LookUpField(a.Column.Name)
-		if f == nil || !isJSONColumn(f) {
-			continue
-		}
-		if _, expr := a.Value.(clause.Expression); expr {
-			return true
-		}
-	}
-	return false
 }
