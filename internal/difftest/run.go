@@ -58,7 +58,8 @@ type Sequence []Unit
 type Config struct {
 	Postgres bool
 	Gated    bool
-	// Skip lists op names not to draw (the known-broken forms).
+	// Skip lists op names not to draw (the known-broken forms), and
+	// "mode:" followed by the name of a Mode not to use.
 	Skip map[string]bool
 	// Only, when not empty, restricts the draw to these ops plus the
 	// plain creates they need to have records to work on.
@@ -110,6 +111,9 @@ func Generate(seed uint64, n int, cfg Config) Sequence {
 			continue
 		}
 		u := Unit{Mode: []Mode{Auto, Auto, Auto, Auto, Commit, Commit, Rollback, Swallow, SwallowFailedAudit, Savepoint}[rng.IntN(10)]}
+		if cfg.Skip["mode:"+u.Mode.String()] {
+			u.Mode = Commit
+		}
 		calls := 1
 		if u.Mode != Auto {
 			calls += rng.IntN(3)
