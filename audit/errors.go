@@ -22,6 +22,15 @@ var ErrUnsupportedWrite = errors.New("audit: write form cannot be audited")
 // it plays the part of a serialization failure: roll back and retry.
 var ErrVersionConflict = errors.New("audit: another transaction recorded this version of the record first; retry the transaction")
 
+// ErrAccountMove is wrapped by a [*WriteError] when an update would move a
+// record to another account (change its account column). Such a move is
+// refused before anything is written: filed under one account only, it
+// would leave the other account's log unable to explain the record's
+// appearance or disappearance, and gating could record one side of it and
+// not the other. Move a record by destroying it in one account and
+// creating it in the other.
+var ErrAccountMove = errors.New("audit: a record cannot move to another account")
+
 // ConfigError reports an invalid [Config]; Field names the offending setting.
 type ConfigError struct {
 	Field  string
