@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -146,4 +148,47 @@ func setAccount(ctx context.Context, db *gorm.DB, accountID int64, enable bool) 
 func enabledAccountSQL(account string) string {
 	return `EXISTS (SELECT 1 FROM "` + AccountsTableName + `" WHERE "` + AccountsTableName + `"."account_id" = ` +
 		account + ` AND "` + AccountsTableName + `"."enabled")`
+}
+
+// loadGaps reads the gaps of the accounts of hs's records (those of their
+// current rows and of their audit rows) with one statement per 500 accounts.
+func loadGaps(q *gorm.DB, hs []*history) error {
+	seen := map[int64]bool{}
+	for _, h := range hs {
+		for _, id := range h.accounts() {
+			seen[id] = true
+		}
+	}
+	ids := slices.Sorted(maps.Keys(seen))
+	byAccount := map[int64][]AccountGap{}
+	for start := 0; start < len(ids); start += loadBatch {
+		var gaps []AccountGap
+		if err := q.Where("account_id IN ?", ids[start:min(start+loadBatch, len(ids))]).Order("disabled_at").
+			Find(&gaps).Error; err != nil {
+			return fmt.Errorf("audit: read account gaps (did you run audit.Migrate?): %w", err)
+		}
+		for _, g := range gaps {
+			byAccount[g.AccountID] = append(byAccount[g.AccountID], g)
+		}
+	}
+	for _, h := range hs {
+		for _, id := range h.accounts() {
+			h.gaps = append(h.gaps, byAccount[id]...)
+		}
+	}
+	return nil
+}
+
+// gapWithin returns a gap of the record's accounts that overlaps the period
+// from..to (to zero: up to now), bounds included: audit rows are stamped to
+// the millisecond, so a gap ending in a row's millisecond may have ended
+// after it.
+func (h *history) gapWithin(from, to time.Time) *AccountGap {
+	for i := range h.gaps {
+		g := &h.gaps[i]
+		if (to.IsZero() || !g.From.After(to)) && (g.To == nil || !g.To.Before(from)) {
+			return g
+		}
+	}
+	return nil
 }
