@@ -179,14 +179,16 @@ func loadGaps(q *gorm.DB, hs []*history) error {
 	return nil
 }
 
+// forever stands for "up to now" as the end of a period.
+var forever = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+
 // gapWithin returns a gap of the record's accounts that overlaps the period
-// from..to (to zero: up to now), bounds included: audit rows are stamped to
-// the millisecond, so a gap ending in a row's millisecond may have ended
-// after it.
+// from..to, bounds included: audit rows are stamped to the millisecond, so
+// a gap ending in a row's millisecond may have ended after it.
 func (h *history) gapWithin(from, to time.Time) *AccountGap {
 	for i := range h.gaps {
 		g := &h.gaps[i]
-		if (to.IsZero() || !g.From.After(to)) && (g.To == nil || !g.To.Before(from)) {
+		if !g.From.After(to) && (g.To == nil || !g.To.Before(from)) {
 			return g
 		}
 	}

@@ -653,12 +653,12 @@ type walker struct {
 	// snapshot rather than from the current row.
 	fromSnapshot bool
 	// since is the created_at of the last row undone: the walked-back
-	// state held from then until the next row (zero: up to now).
+	// state held from then until the next row (forever: up to now).
 	since time.Time
 }
 
 func (h *history) walker() *walker {
-	w := &walker{h: h, ctx: h.ctx, exists: h.curExists,
+	w := &walker{h: h, ctx: h.ctx, exists: h.curExists, since: forever,
 		removed: map[string]bool{}, added: map[string]bool{}, touched: map[string]bool{}}
 	if h.curExists {
 		w.attrs = make(Changes, len(h.m.fields))
