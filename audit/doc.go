@@ -89,6 +89,16 @@
 // [InAccount] refuses other accounts' records; schema drift is reported as a
 // [*DriftError] naming the columns, or skipped with [SkipSchemaDrift].
 //
+// Audit rows are stamped to the millisecond, so a moment cannot tell apart
+// changes made within one. [StatesAfterAudit] and [RevertAllAfterAudit]
+// name a point exactly instead: right after an audit row, by its id.
+//
+// A rebuild never returns a state the record did not have: when the
+// current row is not what the last audit row left (a change made by raw
+// SQL), or when undoing would cross a period in which the record's account
+// was not recorded ([AccountGap]), it fails with a [*HistoryError]
+// matching [ErrHistoryGap] and nothing is written.
+//
 // # Enabled accounts
 //
 // With [Config].EnabledAccountsOnly, only accounts enabled with

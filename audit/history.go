@@ -179,7 +179,8 @@ func StateAsOf(ctx context.Context, db *gorm.DB, typ, id string, t time.Time, op
 
 // StatesAsOf is [StateAsOf] for many records at once, in the order of refs,
 // with a constant number of SQL statements per registered type (two, or more
-// only beyond 500 records of one type).
+// only beyond 500 records of one type), plus one reading the accounts' gaps
+// under [Config].EnabledAccountsOnly.
 func StatesAsOf(ctx context.Context, db *gorm.DB, refs []Ref, t time.Time, opts ...Option) ([]*State, error) {
 	return statesAt(ctx, db, refs, point{at: t, byTime: true}, collect(opts))
 }
