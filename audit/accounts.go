@@ -52,6 +52,7 @@ type AccountGap struct {
 // TableName implements gorm's Tabler.
 func (AccountGap) TableName() string { return GapsTableName }
 
+// String describes the gap, for error messages.
 func (g AccountGap) String() string {
 	to := "now"
 	if g.To != nil {

@@ -699,15 +699,9 @@ func (w *walker) undoAbove(v int) error {
 		gap := func(reason string) error {
 			return &HistoryError{Ref: w.h.Ref, Version: a.Version, Reason: reason}
 		}
-		if w.exists {
-			// Changes made while the account was not recorded are not in
-			// the rows undone.
-			if g := w.h.gapWithin(a.CreatedAt, w.since); g != nil {
-				return &HistoryError{Ref: w.h.Ref, Version: a.Version, Gap: g,
-					Reason: "the record may have changed after this version without an audit row"}
-			}
+		if err := w.enter(a); err != nil {
+			return err
 		}
-		w.since = a.CreatedAt
 		switch a.Action {
 		case ActionUpdate:
 			if !w.exists {
@@ -772,6 +766,20 @@ func (w *walker) undoAbove(v int) error {
 			return gap(fmt.Sprintf("unknown action %q", a.Action))
 		}
 	}
+	return nil
+}
+
+// enter moves the walk back to the moment of row a, about to be undone. It
+// refuses to cross a gap while the record existed: changes made in it are
+// in no row undone.
+func (w *walker) enter(a *Audit) error {
+	if w.exists {
+		if g := w.h.gapWithin(a.CreatedAt, w.since); g != nil {
+			return &HistoryError{Ref: w.h.Ref, Version: a.Version, Gap: g,
+				Reason: "the record may have changed after this version without an audit row"}
+		}
+	}
+	w.since = a.CreatedAt
 	return nil
 }
 

@@ -19,7 +19,8 @@ import (
 var ErrRunbookAbsent = errors.New("runbooks: the runbook did not exist at that moment")
 
 // ErrAuditNotInRunbook is returned by [RevertToAudit] for an audit row
-// that is neither the runbook's nor one of its steps'. Nothing is written.
+// that does not exist or is neither the runbook's nor one of its steps'.
+// Nothing is written.
 var ErrAuditNotInRunbook = errors.New("runbooks: the audit row is not the runbook's or one of its steps'")
 
 // Revert puts runbook runbookID and its steps back as they were at moment t,
