@@ -68,6 +68,10 @@ func TestStatesAfterAuditWithinOneMillisecond(t *testing.T) {
 			Changes: audit.Changes{"name": []byte(`["n3","n2"]`)}},
 	}, plan.Records, cmp.Transformer("json", func(c audit.Changes) map[string]any { return decoded(t, c) })),
 		"the step is discarded already: nothing to write, and absent at the point")
+	require.NoError(t, audit.RevertAllAfterAudit(b.ctx, b.db, refs, rows[0].ID-1, audit.DryRun(&plan)))
+	require.Len(t, plan.Records, 1)
+	require.Equal(t, audit.ActionDestroy, plan.Records[0].Action)
+	require.False(t, plan.Records[0].Exists, "the plan says the runbook was absent, not version 0")
 	require.NoError(t, audit.RevertAllAfterAudit(b.ctx, b.db, refs, rows[1].ID))
 	var last audit.Audit
 	require.NoError(t, b.db.Order("id DESC").Take(&last).Error)
