@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"sync/atomic"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -15,6 +15,10 @@ import (
 // AccountsTableName is the table that records which accounts have auditing
 // enabled (see [Config.EnabledAccountsOnly]).
 const AccountsTableName = "audit_accounts"
+
+// GapsTableName is the table of the periods during which an account that
+// had auditing enabled was not recorded (see [AccountGap]).
+const GapsTableName = "audit_account_gaps"
 
 // AccountStatus is whether one account has auditing enabled, and since when.
 type AccountStatus struct {
@@ -30,19 +34,50 @@ type AccountStatus struct {
 // TableName implements gorm's Tabler.
 func (AccountStatus) TableName() string { return AccountsTableName }
 
+// AccountGap is a period during which an account was not recorded although
+// it had been recorded before: from a [DisableAccount] to the next
+// [EnableAccount]. Changes made in it left no audit rows, so a record's
+// state cannot be rebuilt across it (see [ErrHistoryGap]). The time before
+// an account is first enabled is not a gap: a history that starts late
+// still rebuilds.
+type AccountGap struct {
+	ID        int64 `gorm:"primaryKey;autoIncrement" json:"-"`
+	AccountID int64 `gorm:"not null;index" json:"account_id"`
+	// From is when auditing was disabled.
+	From time.Time `gorm:"column:disabled_at;not null" json:"from"`
+	// To is when auditing was enabled again; nil while it is disabled.
+	To *time.Time `gorm:"column:enabled_at" json:"to"`
+}
+
+// TableName implements gorm's Tabler.
+func (AccountGap) TableName() string { return GapsTableName }
+
+// String describes the gap, for error messages.
+func (g AccountGap) String() string {
+	to := "now"
+	if g.To != nil {
+		to = g.To.UTC().Format(time.RFC3339Nano)
+	}
+	return fmt.Sprintf("account %d was not recorded from %s to %s", g.AccountID, g.From.UTC().Format(time.RFC3339Nano), to)
+}
+
 // ErrAccountNotFound is returned by [Account] for an account that was never
 // enabled.
 var ErrAccountNotFound = errors.New("audit: account has never had auditing enabled")
 
-// EnableAccount turns auditing on for accountID from now on. Enabling an
-// enabled account changes nothing, and keeps its EnabledAt. If db uses the
-// plugin, this process records the account's writes from the next one;
-// other processes within their [Config.AccountRefresh].
+// EnableAccount turns auditing on for accountID. Enabling an enabled
+// account changes nothing, and keeps its EnabledAt. Whether a write is
+// recorded is decided by the database when the write's audit rows are
+// inserted, so enabling takes effect when the transaction that enables
+// commits (db may be a transaction), for every process at once, and not at
+// all if it rolls back.
 func EnableAccount(ctx context.Context, db *gorm.DB, accountID int64) (AccountStatus, error) {
 	return setAccount(ctx, db, accountID, true)
 }
 
-// DisableAccount turns auditing off for accountID. Existing audit rows stay.
+// DisableAccount turns auditing off for accountID, from the commit of the
+// transaction that disables it. Existing audit rows stay. The period until
+// it is enabled again is kept as an [AccountGap].
 func DisableAccount(ctx context.Context, db *gorm.DB, accountID int64) (AccountStatus, error) {
 	return setAccount(ctx, db, accountID, false)
 }
@@ -88,67 +123,75 @@ func setAccount(ctx context.Context, db *gorm.DB, accountID int64, enable bool) 
 			return nil
 		case enable:
 			s.Enabled, s.EnabledAt, s.DisabledAt = true, now, nil
+			// Gaps are ended by the enable that follows them: at most one is open.
+			if err := tx.Model(&AccountGap{}).Where("account_id = ? AND enabled_at IS NULL", accountID).
+				Update("enabled_at", now).Error; err != nil {
+				return err
+			}
 		default:
 			s.Enabled, s.DisabledAt = false, &now
+			if err := tx.Create(&AccountGap{AccountID: accountID, From: now}).Error; err != nil {
+				return err
+			}
 		}
 		return tx.Select("*").Save(&s).Error
 	})
 	if err != nil {
 		return AccountStatus{}, fmt.Errorf("audit: set account %d enabled=%v: %w", accountID, enable, err)
 	}
-	if p, ok := FromDB(db); ok {
-		p.accounts.set(accountID, s)
-	}
 	return s, nil
 }
 
-// accountCache is the plugin's copy of the enabled accounts. It is replaced
-// whole, never mutated, so writers read it without locks.
-type accountCache struct {
-	ttl  time.Duration
-	snap atomic.Pointer[accountSnapshot]
+// enabledAccountSQL is the condition, on an account id expression, that the
+// account is enabled: audit INSERTs keep only such rows under
+// [Config.EnabledAccountsOnly]. It is evaluated by the INSERT itself, so it
+// costs no round trip and sees exactly what the writing transaction sees.
+func enabledAccountSQL(account string) string {
+	return `EXISTS (SELECT 1 FROM "` + AccountsTableName + `" WHERE "` + AccountsTableName + `"."account_id" = ` +
+		account + ` AND "` + AccountsTableName + `"."enabled")`
 }
 
-type accountSnapshot struct {
-	loaded  time.Time
-	enabled map[int64]time.Time // account → enabled at
+// loadGaps reads the gaps of the accounts of hs's records (those of their
+// current rows and of their audit rows) with one statement per 500 accounts.
+func loadGaps(q *gorm.DB, hs []*history) error {
+	seen := map[int64]bool{}
+	for _, h := range hs {
+		for _, id := range h.accounts() {
+			seen[id] = true
+		}
+	}
+	ids := slices.Sorted(maps.Keys(seen))
+	byAccount := map[int64][]AccountGap{}
+	for start := 0; start < len(ids); start += loadBatch {
+		var gaps []AccountGap
+		if err := q.Where("account_id IN ?", ids[start:min(start+loadBatch, len(ids))]).Order("disabled_at").
+			Find(&gaps).Error; err != nil {
+			return fmt.Errorf("audit: read account gaps (did you run audit.Migrate?): %w", err)
+		}
+		for _, g := range gaps {
+			byAccount[g.AccountID] = append(byAccount[g.AccountID], g)
+		}
+	}
+	for _, h := range hs {
+		for _, id := range h.accounts() {
+			h.gaps = append(h.gaps, byAccount[id]...)
+		}
+	}
+	return nil
 }
 
-// enabled returns the enabled accounts, re-reading them through db (in the
-// write's own transaction) when the copy is older than the TTL.
-func (c *accountCache) enabled(db *gorm.DB, now time.Time) (map[int64]time.Time, error) {
-	if s := c.snap.Load(); s != nil && now.Sub(s.loaded) < c.ttl {
-		return s.enabled, nil
-	}
-	var rows []AccountStatus
-	err := db.Session(&gorm.Session{NewDB: true, SkipHooks: true}).
-		Where("enabled = ?", true).Find(&rows).Error
-	if err != nil {
-		return nil, fmt.Errorf("read enabled accounts (did you run audit.Migrate?): %w", err)
-	}
-	enabled := make(map[int64]time.Time, len(rows))
-	for _, r := range rows {
-		enabled[r.AccountID] = r.EnabledAt
-	}
-	c.snap.Store(&accountSnapshot{loaded: now, enabled: enabled})
-	return enabled, nil
-}
+// forever stands for "up to now" as the end of a period.
+var forever = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
 
-// set applies a change made through this process at once.
-func (c *accountCache) set(accountID int64, s AccountStatus) {
-	for {
-		old := c.snap.Load()
-		if old == nil {
-			return // nothing cached: the next write reads the table
-		}
-		next := &accountSnapshot{loaded: old.loaded, enabled: maps.Clone(old.enabled)}
-		if s.Enabled {
-			next.enabled[accountID] = s.EnabledAt
-		} else {
-			delete(next.enabled, accountID)
-		}
-		if c.snap.CompareAndSwap(old, next) {
-			return
+// gapWithin returns a gap of the record's accounts that overlaps the period
+// from..to, bounds included: audit rows are stamped to the millisecond, so
+// a gap ending in a row's millisecond may have ended after it.
+func (h *history) gapWithin(from, to time.Time) *AccountGap {
+	for i := range h.gaps {
+		g := &h.gaps[i]
+		if !g.From.After(to) && (g.To == nil || !g.To.Before(from)) {
+			return g
 		}
 	}
+	return nil
 }

@@ -290,9 +290,6 @@ func (r *recorder) recordUpdate(old, new reflect.Value, action Action) bool {
 		r.fail(err)
 		return false
 	}
-	if !r.wants(new) && !r.wants(old) {
-		return true
-	}
 	changes, err := r.m.diff(r.ctx, old, new)
 	if err != nil {
 		r.fail(err)

@@ -34,10 +34,6 @@ func (p *Plugin) delete(gormDelete func(*gorm.DB)) func(*gorm.DB) {
 			_ = db.AddError(err)
 			return
 		}
-		if r.recordsNone() {
-			gormDelete(db)
-			return
-		}
 		p.auditedDelete(db, r)
 	}
 }

@@ -89,13 +89,29 @@
 // [InAccount] refuses other accounts' records; schema drift is reported as a
 // [*DriftError] naming the columns, or skipped with [SkipSchemaDrift].
 //
+// Audit rows are stamped to the millisecond, so a moment cannot tell apart
+// changes made within one. [StatesAfterAudit] and [RevertAllAfterAudit]
+// name a point exactly instead: right after an audit row, by its id.
+//
+// A rebuild never returns a state the record did not have: when the
+// current row is not what the last audit row left (a change made by raw
+// SQL), or when undoing would cross a period in which the record's account
+// was not recorded ([AccountGap]), it fails with a [*HistoryError]
+// matching [ErrHistoryGap] and nothing is written.
+//
 // # Enabled accounts
 //
 // With [Config].EnabledAccountsOnly, only accounts enabled with
-// [EnableAccount] are recorded, from the moment they are enabled. The plugin
-// keeps the enabled accounts in memory and re-reads them once per
-// [Config].AccountRefresh (10 seconds by default), so gating adds no query
-// to writes in the steady state. A change made through [EnableAccount] or
-// [DisableAccount] on a database using the plugin applies at once in that
-// process; other processes see it within their AccountRefresh.
+// [EnableAccount] are recorded, from the moment they are enabled. The
+// database decides: each audit INSERT keeps only the rows whose account is
+// enabled in audit_accounts, as the writing transaction sees that table.
+// So gating keeps no copy in memory and adds no query and no parameter per
+// account to a write; enabling or disabling takes effect when its
+// transaction commits, in every process, and not at all if it rolls back.
+// The periods between a [DisableAccount] and the next [EnableAccount] are
+// kept as [AccountGap]s, and a rebuild that would have to cross one is
+// refused with [ErrHistoryGap].
+//
+// An update that would move a record to another account is refused with
+// [ErrAccountMove]: each account's log must explain every record it shows.
 package audit

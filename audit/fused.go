@@ -243,13 +243,8 @@ func (r *recorder) writeFusedInsert(stmt *gorm.Statement, action Action, changes
 	stmt.WriteString(", ")
 	bind(r.who.CreatedAt, "timestamptz")
 	stmt.WriteString(", pg_current_xact_id()::text::bigint FROM " + fusedAlias + " WHERE " + where)
-	if r.enabled != nil {
-		accounts := make([]int64, 0, len(r.enabled))
-		for id := range r.enabled {
-			accounts = append(accounts, id)
-		}
-		stmt.WriteString(" AND " + m.accountSQL + " IN ")
-		stmt.AddVar(stmt, accounts) // gorm writes a slice as (?, ?, ...)
+	if r.gated {
+		stmt.WriteString(" AND " + enabledAccountSQL(m.accountSQL))
 	}
 }
 
@@ -358,7 +353,6 @@ func (p *Plugin) fuseCreate(db *gorm.DB, r *recorder) {
 		delete(stmt.Clauses, "RETURNING")
 	}
 	r.wrapFused(stmt, ActionCreate, selectList)
-	r.fused = true
 }
 
 // fusedUpdate runs an update on PostgreSQL as one statement that locks the

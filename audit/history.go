@@ -16,7 +16,8 @@ import (
 )
 
 // Option adjusts a history or revert call ([StateAt], [StateAsOf],
-// [StatesAsOf], [Diff], [Revert], [RevertAsOf], [RevertAllAsOf]). Options
+// [StatesAsOf], [StatesAfterAudit], [Diff], [Revert], [RevertAsOf],
+// [RevertAllAsOf], [RevertAllAfterAudit]). Options
 // that concern writing are ignored by the read-only calls.
 type Option func(*options)
 
@@ -178,9 +179,27 @@ func StateAsOf(ctx context.Context, db *gorm.DB, typ, id string, t time.Time, op
 
 // StatesAsOf is [StateAsOf] for many records at once, in the order of refs,
 // with a constant number of SQL statements per registered type (two, or more
-// only beyond 500 records of one type).
+// only beyond 500 records of one type), plus one reading the accounts' gaps
+// under [Config].EnabledAccountsOnly.
 func StatesAsOf(ctx context.Context, db *gorm.DB, refs []Ref, t time.Time, opts ...Option) ([]*State, error) {
-	hs, err := loadHistories(ctx, db, refs, point{at: t, byTime: true}, collect(opts), false)
+	return statesAt(ctx, db, refs, point{at: t, byTime: true}, collect(opts))
+}
+
+// StatesAfterAudit returns the records of refs as they were right after
+// audit row auditID was written, in the order of refs: each record after its
+// last audit row whose id is at most auditID, whatever the record that row
+// audits. Ids order a database's audit rows by insertion, so this point is
+// exact even when many rows share a millisecond, where [StatesAsOf] cannot
+// tell them apart. A record with no row up to auditID has Version 0, as
+// with [StatesAsOf]. The statements are those of [StatesAsOf], plus one
+// reading the created_at of audit row auditID (or of the last row before
+// it), the moment a gap in the history is measured from.
+func StatesAfterAudit(ctx context.Context, db *gorm.DB, refs []Ref, auditID int64, opts ...Option) ([]*State, error) {
+	return statesAt(ctx, db, refs, point{auditID: auditID, byAudit: true}, collect(opts))
+}
+
+func statesAt(ctx context.Context, db *gorm.DB, refs []Ref, pt point, o *options) ([]*State, error) {
+	hs, err := loadHistories(ctx, db, refs, pt, o, false)
 	if err != nil {
 		return nil, err
 	}
@@ -265,11 +284,28 @@ func pair(a, b json.RawMessage) json.RawMessage {
 	return out
 }
 
-// point is where in a history a call looks: a version, or a moment.
+// point is where in a history a call looks: a version, a moment, or right
+// after an audit row.
 type point struct {
 	version int
-	at      time.Time
+	at      time.Time // byTime: the moment; byAudit: the audit row's created_at
 	byTime  bool
+	auditID int64
+	byAudit bool
+}
+
+// moment is the time the point stands for, from which a gap in the history
+// matters; for a version, the created_at of that version's row.
+func (h *history) moment(v int) time.Time {
+	if h.pt.byTime || h.pt.byAudit {
+		return h.pt.at
+	}
+	for _, a := range h.rows {
+		if a.Version == v {
+			return a.CreatedAt
+		}
+	}
+	return time.Time{}
 }
 
 // history is what a rebuild of one record needs: its current row and its
@@ -287,18 +323,28 @@ type history struct {
 	first      int // 0 unless known
 	last       int
 	boundsRead bool
+	// gaps are the periods the record's accounts were not recorded, under
+	// Config.EnabledAccountsOnly.
+	gaps []AccountGap
 }
 
 // versionAt is the version current at the history's point: for a moment, the
 // oldest loaded row is the last one created at or before it, if any.
 func (h *history) versionAt() int {
-	if !h.pt.byTime {
-		return h.pt.version
+	n := len(h.rows)
+	switch {
+	case h.pt.byTime:
+		if n > 0 && !h.rows[n-1].CreatedAt.After(h.pt.at) {
+			return h.rows[n-1].Version
+		}
+		return 0
+	case h.pt.byAudit:
+		if n > 0 && h.rows[n-1].ID <= h.pt.auditID {
+			return h.rows[n-1].Version
+		}
+		return 0
 	}
-	if n := len(h.rows); n > 0 && !h.rows[n-1].CreatedAt.After(h.pt.at) {
-		return h.rows[n-1].Version
-	}
-	return 0
+	return h.pt.version
 }
 
 // loadHistories reads the current rows and the audit rows of refs from the
@@ -311,6 +357,17 @@ func loadHistories(ctx context.Context, db *gorm.DB, refs []Ref, pt point, o *op
 		return nil, ErrNoPlugin
 	}
 	q := db.Session(&gorm.Session{NewDB: true, Context: ctx})
+	if pt.byAudit {
+		// The moment of the point: gaps that end before it do not matter.
+		var at []time.Time
+		if err := q.Model(&Audit{}).Where("id <= ?", pt.auditID).Order("id DESC").Limit(1).
+			Pluck("created_at", &at).Error; err != nil {
+			return nil, fmt.Errorf("audit: read audit row %d: %w", pt.auditID, err)
+		}
+		if len(at) > 0 {
+			pt.at = at[0]
+		}
+	}
 	hs := make([]*history, len(refs))
 	byType := map[string][]*history{}
 	var types []string
@@ -334,6 +391,11 @@ func loadHistories(ctx context.Context, db *gorm.DB, refs []Ref, pt point, o *op
 			if err := p.loadBatch(q, group[start:min(start+loadBatch, len(group))], lock); err != nil {
 				return nil, err
 			}
+		}
+	}
+	if p.cfg.EnabledAccountsOnly {
+		if err := loadGaps(q, hs); err != nil {
+			return nil, err
 		}
 	}
 	for _, h := range hs {
@@ -382,11 +444,17 @@ func (p *Plugin) loadBatch(q *gorm.DB, group []*history, lock bool) error {
 
 	aq := q.Where("auditable_type = ? AND auditable_id IN ?", m.typeName, ids)
 	pt := group[0].pt
-	if pt.byTime {
+	switch {
+	case pt.byTime:
 		// The rows after the moment, and the last one at or before it.
 		aq = aq.Where(`version >= COALESCE((SELECT MAX(a2.version) FROM audits a2 WHERE a2.auditable_type = audits.auditable_type `+
 			`AND a2.auditable_id = audits.auditable_id AND a2.created_at <= ?), 0)`, pt.at.UTC())
-	} else {
+	case pt.byAudit:
+		// The rows after the audit row, and the record's last one up to it:
+		// a record's rows have ids in the order of its versions.
+		aq = aq.Where(`id >= COALESCE((SELECT MAX(a2.id) FROM audits a2 WHERE a2.auditable_type = audits.auditable_type `+
+			`AND a2.auditable_id = audits.auditable_id AND a2.id <= ?), 0)`, pt.auditID)
+	default:
 		aq = aq.Where("version >= ?", pt.version)
 	}
 	audits, err := readAudits(aq.Order("auditable_id, version DESC"))
@@ -404,7 +472,7 @@ func (p *Plugin) loadBatch(q *gorm.DB, group []*history, lock bool) error {
 // readAudits runs q on the audits table and reads the columns a rebuild
 // needs, without gorm's per-row reflection: histories can be long.
 func readAudits(q *gorm.DB) (out []Audit, err error) {
-	rows, err := q.Table(TableName).Select("auditable_id, version, action, audited_changes, created_at, account_id").Rows()
+	rows, err := q.Table(TableName).Select("id, auditable_id, version, action, audited_changes, created_at, account_id").Rows()
 	if err != nil {
 		return nil, err
 	}
@@ -416,7 +484,7 @@ func readAudits(q *gorm.DB) (out []Audit, err error) {
 	for rows.Next() {
 		var a Audit
 		var action string
-		if err := rows.Scan(&a.AuditableID, &a.Version, &action, &a.AuditedChanges, &a.CreatedAt, &a.AccountID); err != nil {
+		if err := rows.Scan(&a.ID, &a.AuditableID, &a.Version, &action, &a.AuditedChanges, &a.CreatedAt, &a.AccountID); err != nil {
 			return nil, err
 		}
 		a.Action = Action(action)
@@ -448,11 +516,11 @@ func (h *history) check(q *gorm.DB) error {
 		if last == 0 {
 			return &NotFoundError{Ref: h.Ref}
 		}
-		if !h.pt.byTime {
+		if !h.pt.byTime && !h.pt.byAudit {
 			return &VersionError{Ref: h.Ref, Version: h.pt.version, First: first, Last: last}
 		}
 	}
-	if !h.pt.byTime {
+	if !h.pt.byTime && !h.pt.byAudit {
 		n := len(h.rows)
 		if h.pt.version < 1 || n == 0 || h.rows[n-1].Version != h.pt.version {
 			first, last, err := h.bounds(q)
@@ -460,6 +528,69 @@ func (h *history) check(q *gorm.DB) error {
 				return err
 			}
 			return &VersionError{Ref: h.Ref, Version: h.pt.version, First: first, Last: last}
+		}
+	}
+	return h.checkCurrent()
+}
+
+// accounts lists the accounts of the record's current row and audit rows.
+func (h *history) accounts() []int64 {
+	var out []int64
+	if h.curExists {
+		out = append(out, h.m.accountOf(h.ctx, h.cur))
+	}
+	for _, a := range h.rows {
+		if !slices.Contains(out, a.AccountID) {
+			out = append(out, a.AccountID)
+		}
+	}
+	return out
+}
+
+// checkCurrent refuses a history whose last audit row does not describe the
+// current row: a change was made without an audit row (while the account
+// was not recorded, or by raw SQL), so no earlier state can be rebuilt.
+func (h *history) checkCurrent() error {
+	if len(h.rows) == 0 {
+		return nil
+	}
+	last := &h.rows[0]
+	gap := func(reason string) error {
+		return &HistoryError{Ref: h.Ref, Version: last.Version,
+			Reason: "the current row is not what the last audit row left: " + reason}
+	}
+	switch {
+	case last.Action == ActionDestroy && !h.curExists:
+		return nil
+	case !h.curExists:
+		return gap("the row is gone without a destroy")
+	case last.Action == ActionDestroy:
+		f := h.m.deletedAtField()
+		if f == nil {
+			return gap("the row exists after its destroy")
+		}
+		if v, _ := f.ValueOf(h.ctx, h.cur); !v.(gorm.DeletedAt).Valid {
+			return gap("the row is no longer discarded after its destroy")
+		}
+		return nil
+	}
+	for _, f := range h.m.fields {
+		col := f.DBName
+		raw, ok := last.AuditedChanges[col]
+		if !ok || h.m.redact[col] {
+			continue
+		}
+		if last.Action == ActionUpdate {
+			if _, raw, ok = last.AuditedChanges.Pair(col); !ok {
+				continue // undoAbove names the malformed row
+			}
+		}
+		cur, err := encodeField(h.ctx, f, h.cur)
+		if err != nil {
+			return fmt.Errorf("audit: %s: %w", h.Ref, err)
+		}
+		if !sameJSON(cur, raw) {
+			return gap(fmt.Sprintf("%s is %s, not %s", col, cur, raw))
 		}
 	}
 	return nil
@@ -522,10 +653,13 @@ type walker struct {
 	// fromSnapshot is true once the state comes from a destroy's
 	// snapshot rather than from the current row.
 	fromSnapshot bool
+	// since is the created_at of the last row undone: the walked-back
+	// state held from then until the next row (forever: up to now).
+	since time.Time
 }
 
 func (h *history) walker() *walker {
-	w := &walker{h: h, ctx: h.ctx, exists: h.curExists,
+	w := &walker{h: h, ctx: h.ctx, exists: h.curExists, since: forever,
 		removed: map[string]bool{}, added: map[string]bool{}, touched: map[string]bool{}}
 	if h.curExists {
 		w.attrs = make(Changes, len(h.m.fields))
@@ -564,6 +698,9 @@ func (w *walker) undoAbove(v int) error {
 		a := &w.h.rows[w.next]
 		gap := func(reason string) error {
 			return &HistoryError{Ref: w.h.Ref, Version: a.Version, Reason: reason}
+		}
+		if err := w.enter(a); err != nil {
+			return err
 		}
 		switch a.Action {
 		case ActionUpdate:
@@ -632,6 +769,20 @@ func (w *walker) undoAbove(v int) error {
 	return nil
 }
 
+// enter moves the walk back to the moment of row a, about to be undone. It
+// refuses to cross a gap while the record existed: changes made in it are
+// in no row undone.
+func (w *walker) enter(a *Audit) error {
+	if w.exists {
+		if g := w.h.gapWithin(a.CreatedAt, w.since); g != nil {
+			return &HistoryError{Ref: w.h.Ref, Version: a.Version, Gap: g,
+				Reason: "the record may have changed after this version without an audit row"}
+		}
+	}
+	w.since = a.CreatedAt
+	return nil
+}
+
 // audits reports whether col is one of the model's audited columns.
 func (m *model) audits(col string) bool {
 	return slices.ContainsFunc(m.fields, func(f *schema.Field) bool { return f.DBName == col })
@@ -640,6 +791,18 @@ func (m *model) audits(col string) bool {
 // state returns the walked-back state as the state at version v, or a
 // *DriftError when columns it needed are not rebuildable.
 func (w *walker) state(v int) (*State, error) {
+	at := w.h.moment(v)
+	// From the point to the last row undone, the record was as rebuilt;
+	// a gap there hides changes, and one around the point, if it did not
+	// exist, might hide its brief existence.
+	g := w.h.gapWithin(at, at)
+	if w.exists {
+		g = w.h.gapWithin(at, w.since)
+	}
+	if g != nil {
+		return nil, &HistoryError{Ref: w.h.Ref, Version: v, Gap: g,
+			Reason: "the record may have changed after this point without an audit row"}
+	}
 	s := &State{Ref: w.h.Ref, Version: v, Exists: w.exists, AccountID: w.account, m: w.h.m}
 	for i := w.next; i < len(w.h.rows); i++ {
 		if w.h.rows[i].Version == v {

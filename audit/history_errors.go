@@ -28,7 +28,10 @@ var (
 	ErrSchemaDrift = errors.New("audit: history does not match the model's audited columns")
 	// ErrHistoryGap is returned when a record's audit rows do not fit its
 	// current row, such as an update recorded after the row was removed
-	// without a destroy audit. See [HistoryError].
+	// without a destroy audit or a current row that differs from what its
+	// last audit row left, or when a rebuild would cross a period in which
+	// the record's account was not recorded ([AccountGap]). See
+	// [HistoryError].
 	ErrHistoryGap = errors.New("audit: history does not fit the current row")
 )
 
@@ -119,15 +122,24 @@ func (e *DriftError) Error() string {
 // Is makes errors.Is(err, ErrSchemaDrift) true.
 func (e *DriftError) Is(target error) bool { return target == ErrSchemaDrift }
 
-// HistoryError reports an audit row that cannot be undone from the state
-// that follows it. It matches [ErrHistoryGap].
+// HistoryError reports a history that cannot be trusted to rebuild a
+// state: an audit row that cannot be undone from the state that follows
+// it, a current row its last audit row does not explain, or a period in
+// which the record's account was not recorded. It matches [ErrHistoryGap].
 type HistoryError struct {
 	Ref
+	// Version is the version at which the history breaks.
 	Version int
 	Reason  string
+	// Gap is the period without audit rows that the rebuild would have
+	// to cross, if that is the reason.
+	Gap *AccountGap
 }
 
 func (e *HistoryError) Error() string {
+	if e.Gap != nil {
+		return fmt.Sprintf("audit: %s version %d: %s (%s)", e.Ref, e.Version, e.Reason, e.Gap)
+	}
 	return fmt.Sprintf("audit: %s version %d: %s", e.Ref, e.Version, e.Reason)
 }
 

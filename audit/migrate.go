@@ -7,9 +7,10 @@ import (
 	"gorm.io/gorm"
 )
 
-// Migrate creates or updates the audit tables (audits and audit_accounts)
-// and their indexes, and on PostgreSQL the functions gormaudit_next_version
-// and gormaudit_refuse that statements writing their own audit rows call. It is safe to run on
+// Migrate creates or updates the audit tables (audits, audit_accounts and
+// audit_account_gaps) and their indexes, and on PostgreSQL the functions
+// gormaudit_next_version and gormaudit_refuse that statements writing their
+// own audit rows call. It is safe to run on
 // every start, and must run again after upgrading this module.
 //
 // The audits table has these indexes:
@@ -24,7 +25,7 @@ import (
 //   - (account_id, user_id, created_at): one actor's changes by time, for
 //     the user_id filter of the httpapi package.
 func Migrate(ctx context.Context, db *gorm.DB) error {
-	if err := db.WithContext(ctx).AutoMigrate(&Audit{}, &AccountStatus{}); err != nil {
+	if err := db.WithContext(ctx).AutoMigrate(&Audit{}, &AccountStatus{}, &AccountGap{}); err != nil {
 		return fmt.Errorf("audit: migrate: %w", err)
 	}
 	if db.Dialector.Name() == "postgres" {

@@ -30,12 +30,12 @@ type Config struct {
 	// Defaults to false: every account is audited.
 	EnabledAccountsOnly bool
 
-	// AccountRefresh is how long the plugin trusts its in-memory copy of the
-	// enabled accounts before re-reading it, in the transaction of the next
-	// audited write. [EnableAccount] and [DisableAccount] called on a
-	// database using this plugin take effect at once in this process; made
-	// elsewhere, they take effect here within AccountRefresh. Defaults to 10
-	// seconds. Only used with EnabledAccountsOnly.
+	// AccountRefresh is ignored.
+	//
+	// Deprecated: whether an account is recorded is decided by the database
+	// in each audit INSERT, from what the writing transaction sees of
+	// audit_accounts, so there is no copy to refresh: [EnableAccount] and
+	// [DisableAccount] take effect when their transaction commits.
 	AccountRefresh time.Duration
 
 	// Now returns the time stamped on audit rows. Defaults to time.Now.
@@ -76,7 +76,6 @@ type Plugin struct {
 	models      map[reflect.Type]*model
 	byType      map[string]*model
 	tables      map[string]*model
-	accounts    accountCache
 	postgres    bool // PostgreSQL: SELECT ... FOR UPDATE and transaction ids
 	initialized atomic.Bool
 }
@@ -86,13 +85,10 @@ var _ gorm.Plugin = (*Plugin)(nil)
 // New returns a plugin for cfg. The configuration is checked when the plugin
 // is registered with db.Use, which returns a *[ConfigError] if it is invalid.
 func New(cfg Config) *Plugin {
-	if cfg.AccountRefresh <= 0 {
-		cfg.AccountRefresh = 10 * time.Second
-	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Plugin{cfg: cfg, accounts: accountCache{ttl: cfg.AccountRefresh}}
+	return &Plugin{cfg: cfg}
 }
 
 // Name implements gorm.Plugin.

@@ -22,6 +22,10 @@ type RecordPlan struct {
 	// Version is the record's version reverted to (0: before its first
 	// recorded version).
 	Version int `json:"version"`
+	// Exists reports whether the record existed at the point reverted to;
+	// false means it was absent then (not yet created, or deleted), so the
+	// revert removes it.
+	Exists bool `json:"exists"`
 	// Action is the write: ActionUpdate (changed columns, including
 	// clearing a soft-delete column to restore a discarded row),
 	// ActionCreate (re-inserting a hard-deleted row with the same primary
@@ -91,6 +95,15 @@ func RevertAllAsOf(ctx context.Context, db *gorm.DB, refs []Ref, t time.Time, op
 	o := collect(opts)
 	return revert(ctx, db, refs, point{at: t, byTime: true, version: 0}, o,
 		"revert to "+t.UTC().Format(time.RFC3339Nano))
+}
+
+// RevertAllAfterAudit reverts every record of refs to its state right after
+// audit row auditID was written (see [StatesAfterAudit]), all in one
+// transaction, as [RevertAllAsOf] does for a moment. It is exact even when
+// many audit rows share a millisecond.
+func RevertAllAfterAudit(ctx context.Context, db *gorm.DB, refs []Ref, auditID int64, opts ...Option) error {
+	return revert(ctx, db, refs, point{auditID: auditID, byAudit: true}, collect(opts),
+		fmt.Sprintf("revert to audit %d", auditID))
 }
 
 // revertStep is one record's rebuilt state and what to write for it.
@@ -184,7 +197,7 @@ func revert(ctx context.Context, db *gorm.DB, refs []Ref, pt point, o *options, 
 func (s *revertStep) planned(w *walker) error {
 	h, t := s.h, s.target
 	m := h.m
-	s.plan = RecordPlan{Ref: h.Ref, Version: t.Version, Skipped: t.Skipped}
+	s.plan = RecordPlan{Ref: h.Ref, Version: t.Version, Exists: t.Exists, Skipped: t.Skipped}
 	skip := map[string]bool{}
 	for _, c := range t.Skipped {
 		skip[c] = true

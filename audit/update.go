@@ -39,10 +39,6 @@ func (p *Plugin) update(gormUpdate func(*gorm.DB)) func(*gorm.DB) {
 			_ = db.AddError(err)
 			return
 		}
-		if r.recordsNone() {
-			gormUpdate(db)
-			return
-		}
 		p.auditedUpdate(db, r)
 	}
 }

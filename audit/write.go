@@ -13,21 +13,16 @@ import (
 // recorder collects the audit rows of one write statement and inserts them,
 // in the statement's transaction, with one INSERT per batch of rows.
 type recorder struct {
-	p       *Plugin
-	m       *model
-	db      *gorm.DB
-	ctx     context.Context
-	action  Action
-	who     Audit               // context-derived columns and created_at
-	enabled map[int64]time.Time // nil: every account is recorded
-	rows    []Audit
-
-	// An upsert's primary keys, and the rows that existed before it.
-	upsertKeys []any
-	existing   map[string]reflect.Value
-
-	// fused: the change's own statement writes the audit rows.
-	fused bool
+	p      *Plugin
+	m      *model
+	db     *gorm.DB
+	ctx    context.Context
+	action Action
+	who    Audit // context-derived columns and created_at
+	rows   []Audit
+	// gated: only rows of enabled accounts are inserted, as decided by the
+	// audit INSERT itself (Config.EnabledAccountsOnly).
+	gated bool
 }
 
 // start checks that the statement can be audited and prepares its recorder.
@@ -43,30 +38,8 @@ func (p *Plugin) start(db *gorm.DB, m *model, action Action) (*recorder, error) 
 		return nil, ErrNoActor
 	}
 	r.who.CreatedAt = p.cfg.Now().UTC().Truncate(time.Millisecond)
-	if p.cfg.EnabledAccountsOnly {
-		enabled, err := p.accounts.enabled(db, r.who.CreatedAt)
-		if err != nil {
-			return nil, &WriteError{Type: m.typeName, Action: action, Err: err}
-		}
-		r.enabled = enabled
-	}
+	r.gated = p.cfg.EnabledAccountsOnly
 	return r, nil
-}
-
-// recordsNone reports whether no record of this statement can be audited,
-// so that the write may run exactly as plain gorm would run it.
-func (r *recorder) recordsNone() bool {
-	return r.enabled != nil && len(r.enabled) == 0
-}
-
-// wants reports whether changes to record rv are recorded: its account is
-// enabled, or gating is off.
-func (r *recorder) wants(rv reflect.Value) bool {
-	if r.enabled == nil {
-		return true
-	}
-	_, ok := r.enabled[r.m.accountOf(r.ctx, rv)]
-	return ok
 }
 
 // add queues one audit row for record rv, of the recorder's action.
@@ -95,9 +68,6 @@ func (r *recorder) addAction(rv reflect.Value, action Action, changes Changes) {
 // false, having failed the statement, when a value cannot be encoded.
 func (r *recorder) addSnapshots(recs []reflect.Value) bool {
 	for _, rv := range recs {
-		if !r.wants(rv) {
-			continue
-		}
 		changes, err := r.m.snapshot(r.ctx, rv)
 		if err != nil {
 			r.fail(err)
@@ -145,7 +115,7 @@ func (r *recorder) flush() {
 		err := writeInsert(&sql, func(v any) {
 			sql.WriteByte('?')
 			args = append(args, v)
-		}, batch, r.p.postgres)
+		}, batch, r.p.postgres, r.gated)
 		if err == nil {
 			err = tx.Exec(sql.String(), args...).Error
 		}
@@ -157,10 +127,32 @@ func (r *recorder) flush() {
 	r.rows = nil
 }
 
+// gatedColumns are the audits columns of insertSQL, as named by the rows of
+// a gated INSERT (see writeInsert).
+var gatedColumns = []string{"account_id", "auditable_id", "auditable_type", "associated_id", "associated_type",
+	"user_id", "user_type", "action", "audited_changes", "version", "comment", "remote_address", "request_uuid",
+	"created_at", "transaction_id"}
+
 // writeInsert writes the INSERT of rows to w; bind writes the placeholder of
-// one value and keeps the value.
-func writeInsert(w interface{ WriteString(string) (int, error) }, bind func(any), rows []Audit, postgres bool) error {
-	w.WriteString(insertSQL)
+// one value and keeps the value. With gated, only the rows of enabled
+// accounts are inserted, as the database decides in the same statement:
+//
+//	WITH "__audit_v" (...) AS (VALUES (...), ...)
+//	INSERT INTO "audits" (...) SELECT ... FROM "__audit_v" WHERE EXISTS (<enabled account>)
+func writeInsert(w interface{ WriteString(string) (int, error) }, bind func(any), rows []Audit, postgres, gated bool) error {
+	// put binds a value of an audits column of PostgreSQL type typ: a
+	// VALUES list that is not the INSERT's own gets no types from it.
+	put := func(v any, typ string) {
+		bind(v)
+		if gated && postgres {
+			w.WriteString("::" + typ)
+		}
+	}
+	if gated {
+		w.WriteString(`WITH "__audit_v" ("` + strings.Join(gatedColumns, `","`) + `") AS (VALUES `)
+	} else {
+		w.WriteString(insertSQL)
+	}
 	for i := range rows {
 		a := &rows[i]
 		changes, err := a.AuditedChanges.Value()
@@ -172,30 +164,40 @@ func writeInsert(w interface{ WriteString(string) (int, error) }, bind func(any)
 		} else {
 			w.WriteString("(")
 		}
-		for _, v := range []any{a.AccountID, a.AuditableID, a.AuditableType, a.AssociatedID, a.AssociatedType,
-			a.UserID, a.UserType, string(a.Action), changes} {
-			bind(v)
+		put(a.AccountID, "bigint")
+		for _, v := range []any{a.AuditableID, a.AuditableType, a.AssociatedID, a.AssociatedType,
+			a.UserID, a.UserType, string(a.Action)} {
 			w.WriteString(",")
+			put(v, "text")
 		}
+		w.WriteString(",")
+		put(changes, "jsonb")
 		// A record's next version is computed in the INSERT itself. Updates
 		// and deletes lock the record's row before this runs, and the unique
 		// index on (auditable_type, auditable_id, version) rejects any
 		// duplicate that could still slip through, so versions are gapless
 		// and unique.
-		w.WriteString(`(SELECT COALESCE(MAX("version"),0)+1 FROM "audits" WHERE "auditable_type" = `)
+		w.WriteString(`,(SELECT COALESCE(MAX("version"),0)+1 FROM "audits" WHERE "auditable_type" = `)
 		bind(a.AuditableType)
 		w.WriteString(` AND "auditable_id" = `)
 		bind(a.AuditableID)
 		w.WriteString(")")
-		for _, v := range []any{a.Comment, a.RemoteAddress, a.RequestUUID, a.CreatedAt} {
+		for _, v := range []any{a.Comment, a.RemoteAddress, a.RequestUUID} {
 			w.WriteString(",")
-			bind(v)
+			put(v, "text")
 		}
+		w.WriteString(",")
+		put(a.CreatedAt, "timestamptz")
 		if postgres {
 			w.WriteString(",pg_current_xact_id()::text::bigint)")
 		} else {
 			w.WriteString(",0)")
 		}
+	}
+	if gated {
+		w.WriteString(`) ` + strings.TrimSuffix(insertSQL, "VALUES ") + `SELECT "__audit_v"."` +
+			strings.Join(gatedColumns, `","__audit_v"."`) + `" FROM "__audit_v" WHERE ` +
+			enabledAccountSQL(`"__audit_v"."account_id"`))
 	}
 	return nil
 }

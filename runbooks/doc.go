@@ -14,8 +14,11 @@
 // # Revert
 //
 // [Revert] puts a runbook and all its steps back as they were at a moment,
-// and [RevertToVersion] as of one of the runbook's versions, in one
-// transaction and through gorm, so the revert is itself audited:
+// [RevertToVersion] as of one of the runbook's versions (its steps as they
+// were while the runbook was at that version), and [RevertToAudit] right
+// after one of the runbook's or its steps' audit rows, in one transaction
+// and through gorm, so the revert is itself audited. Versions and audit
+// rows name exact points even when changes share a millisecond:
 //
 //	ctx = audit.WithActor(ctx, audit.Actor{ID: userID})
 //	var plan audit.Plan

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"gorm.io/gorm"
@@ -16,6 +17,11 @@ import (
 // did not exist (before its creation, or while it was hard-deleted).
 // Nothing is written.
 var ErrRunbookAbsent = errors.New("runbooks: the runbook did not exist at that moment")
+
+// ErrAuditNotInRunbook is returned by [RevertToAudit] for an audit row
+// that does not exist or is neither the runbook's nor one of its steps'.
+// Nothing is written.
+var ErrAuditNotInRunbook = errors.New("runbooks: the audit row is not the runbook's or one of its steps'")
 
 // Revert puts runbook runbookID and its steps back as they were at moment t,
 // all in one transaction, through gorm so that every change is audited with
@@ -33,33 +39,86 @@ var ErrRunbookAbsent = errors.New("runbooks: the runbook did not exist at that m
 // number of SQL statements, however many steps and versions there are; then
 // one write is made per record that differs.
 //
+// Audit rows are stamped to the millisecond, so a moment cannot tell apart
+// changes made within one millisecond: use [RevertToVersion] or
+// [RevertToAudit] to name a point exactly.
+//
 // opts are those of audit.RevertAllAsOf: audit.DryRun to preview the
 // changes ({column: [current, reverted]} per record) without writing,
 // audit.InAccount to refuse another account's runbook, audit.SkipSchemaDrift,
 // audit.ReportTo. See audit.Revert for what a revert cannot restore
 // (redacted columns, a step's rules and conditions after a hard delete).
 func Revert(ctx context.Context, db *gorm.DB, runbookID string, t time.Time, opts ...audit.Option) error {
-	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := lockRunbook(tx, runbookID); err != nil {
-			return err
-		}
-		rb, err := audit.StateAsOf(ctx, tx, TypeRunbook, runbookID, t, opts...)
-		if err != nil {
-			return err
-		}
-		if !rb.Exists {
-			return ErrRunbookAbsent
-		}
-		refs, err := recordsOf(tx, runbookID)
-		if err != nil {
-			return err
-		}
+	err := revertTo(ctx, db, runbookID, opts, func(tx *gorm.DB, refs []audit.Ref, opts []audit.Option) ([]*audit.State, error) {
+		return audit.StatesAsOf(ctx, tx, refs, t, opts...)
+	}, func(tx *gorm.DB, refs []audit.Ref, opts []audit.Option) error {
 		return audit.RevertAllAsOf(ctx, tx, refs, t, opts...)
 	})
 	if err != nil {
 		return fmt.Errorf("runbooks: revert runbook %s to %s: %w", runbookID, t.UTC().Format(time.RFC3339Nano), err)
 	}
 	return nil
+}
+
+// RevertToAudit puts runbook runbookID and its steps back as they were right
+// after audit row auditID was written, as [Revert] does for a moment. The
+// row must be the runbook's or one of its steps', else
+// [ErrAuditNotInRunbook]. Audit row ids order a database's rows by
+// insertion, so the point is exact even when many rows share a
+// millisecond. Their comment is "revert to audit <auditID>" unless
+// audit.RevertComment says otherwise.
+func RevertToAudit(ctx context.Context, db *gorm.DB, runbookID string, auditID int64, opts ...audit.Option) error {
+	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var n int64
+		if err := tx.Model(&audit.Audit{}).Where("id = ? AND ((auditable_type = ? AND auditable_id = ?) OR "+
+			"(auditable_type = ? AND associated_type = ? AND associated_id = ?))",
+			auditID, TypeRunbook, runbookID, TypeStep, TypeRunbook, runbookID).Count(&n).Error; err != nil {
+			return err
+		}
+		if n == 0 {
+			return ErrAuditNotInRunbook
+		}
+		return revertAfterAudit(ctx, tx, runbookID, auditID, opts)
+	})
+	if err != nil {
+		return fmt.Errorf("runbooks: revert runbook %s to audit %d: %w", runbookID, auditID, err)
+	}
+	return nil
+}
+
+// revertAfterAudit reverts the runbook and its steps to their state right
+// after audit row auditID.
+func revertAfterAudit(ctx context.Context, db *gorm.DB, runbookID string, auditID int64, opts []audit.Option) error {
+	return revertTo(ctx, db, runbookID, opts, func(tx *gorm.DB, refs []audit.Ref, opts []audit.Option) ([]*audit.State, error) {
+		return audit.StatesAfterAudit(ctx, tx, refs, auditID, opts...)
+	}, func(tx *gorm.DB, refs []audit.Ref, opts []audit.Option) error {
+		return audit.RevertAllAfterAudit(ctx, tx, refs, auditID, opts...)
+	})
+}
+
+// revertTo runs a runbook revert in one transaction: lock the runbook,
+// refuse a point at which it did not exist (states), then revert it and its
+// steps (revertAll).
+func revertTo(ctx context.Context, db *gorm.DB, runbookID string, opts []audit.Option,
+	states func(*gorm.DB, []audit.Ref, []audit.Option) ([]*audit.State, error),
+	revertAll func(*gorm.DB, []audit.Ref, []audit.Option) error) error {
+	return db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := lockRunbook(tx, runbookID); err != nil {
+			return err
+		}
+		rb, err := states(tx, []audit.Ref{{Type: TypeRunbook, ID: runbookID}}, opts)
+		if err != nil {
+			return err
+		}
+		if !rb[0].Exists {
+			return ErrRunbookAbsent
+		}
+		refs, err := recordsOf(tx, runbookID)
+		if err != nil {
+			return err
+		}
+		return revertAll(tx, refs, opts)
+	})
 }
 
 // lockRunbook keeps the runbook's set of steps still while it is reverted.
@@ -77,17 +136,35 @@ func lockRunbook(tx *gorm.DB, runbookID string) error {
 		Where("id = ?", runbookID).Pluck("id", &ids).Error
 }
 
-// RevertToVersion is [Revert] to the moment of the runbook's own audit
-// version version: the runbook as that version left it, with its steps as
-// they were at that moment. A version outside the runbook's history returns
-// an error matching audit.ErrVersionNotFound.
+// RevertToVersion puts runbook runbookID back at its audit version
+// version, with its steps as they were while the runbook was at that
+// version: right before the audit row of its next version was written (by
+// audit row id, exact even when versions share a millisecond), or as they
+// are now if version is the latest. A version outside the runbook's history
+// returns an error matching audit.ErrVersionNotFound. Otherwise it is
+// [RevertToAudit] to that point, with the comment "revert to runbook
+// version N".
 func RevertToVersion(ctx context.Context, db *gorm.DB, runbookID string, version int, opts ...audit.Option) error {
-	st, err := audit.StateAt(ctx, db, TypeRunbook, runbookID, version, opts...)
+	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if _, err := audit.StateAt(ctx, tx, TypeRunbook, runbookID, version, opts...); err != nil {
+			return err
+		}
+		var next []int64
+		if err := tx.Model(&audit.Audit{}).Where("auditable_type = ? AND auditable_id = ? AND version = ?",
+			TypeRunbook, runbookID, version+1).Pluck("id", &next).Error; err != nil {
+			return err
+		}
+		auditID := int64(math.MaxInt64) // the latest version: every row so far
+		if len(next) > 0 {
+			auditID = next[0] - 1
+		}
+		desc := fmt.Sprintf("revert to runbook version %d", version)
+		return revertAfterAudit(ctx, tx, runbookID, auditID, append([]audit.Option{audit.RevertComment(desc)}, opts...))
+	})
 	if err != nil {
 		return fmt.Errorf("runbooks: revert runbook %s to version %d: %w", runbookID, version, err)
 	}
-	desc := fmt.Sprintf("revert to runbook version %d", version)
-	return Revert(ctx, db, runbookID, st.At, append([]audit.Option{audit.RevertComment(desc)}, opts...)...)
+	return nil
 }
 
 // recordsOf lists the runbook and every step that belongs or belonged to it:

@@ -190,16 +190,24 @@ func TestRevertRunbook(t *testing.T) {
 	require.NoError(t, runbooks.Revert(ctx, db, s.rb.ID, s.t))
 	require.Equal(t, n, countAudits(t, db))
 
-	// Back to the runbook's version 2: before A and B were changed.
+	// Forward again to the state before any revert.
+	require.NoError(t, runbooks.Revert(ctx, db, s.rb.ID, rows[0].CreatedAt.Add(-time.Nanosecond)))
+	requireRunbook(t, changed, snapshot(t, db, s.rb.ID))
+
+	// Back to the runbook's version 2: its steps as they were while it was
+	// at version 2, until its version 3 (the rename) was written, so after
+	// A and B changed.
 	require.NoError(t, runbooks.RevertToVersion(ctx, db, s.rb.ID, 2))
-	requireRunbook(t, s.atV2, snapshot(t, db, s.rb.ID))
+	requireRunbook(t, s.atT, snapshot(t, db, s.rb.ID))
 	var last audit.Audit
 	require.NoError(t, db.Order("id DESC").Take(&last).Error)
 	require.Equal(t, "revert to runbook version 2", last.Comment)
 
-	// And forward again to the state before any revert.
-	require.NoError(t, runbooks.Revert(ctx, db, s.rb.ID, rows[0].CreatedAt.Add(-time.Nanosecond)))
-	requireRunbook(t, changed, snapshot(t, db, s.rb.ID))
+	// Version 1: the steps as created, before the description changed.
+	require.NoError(t, runbooks.RevertToVersion(ctx, db, s.rb.ID, 1))
+	want := s.atV2
+	want.Description = "SEV1"
+	requireRunbook(t, want, snapshot(t, db, s.rb.ID))
 }
 
 // A failure on any record rolls every record back.
