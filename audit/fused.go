@@ -59,14 +59,16 @@ func (m *model) prepareSnapshotSQL(db *gorm.DB) {
 	col := func(f *schema.Field) string { return rowRef + "." + quoteIdent(f.DBName) }
 	m.columnSQL = make([]string, len(m.fields))
 	m.jsonText = make([]bool, len(m.fields))
+	m.checkedSQL = make([]string, len(m.fields))
 	for i, f := range m.fields {
 		expr, ok := sqlJSONOf(db, f, col(f))
 		if !ok {
-			m.columnSQL = nil
+			m.columnSQL, m.checkedSQL = nil, nil
 			return
 		}
 		m.columnSQL[i] = expr
 		dbType := strings.ToLower(db.Migrator().FullDataTypeOf(f).SQL)
+		m.checkedSQL[i] = checkedSQL(f, dbType, col(f), expr)
 		m.jsonText[i] = strings.HasPrefix(dbType, "json") && !strings.HasPrefix(dbType, "jsonb")
 	}
 	keyText := func(f *schema.Field) string {
@@ -89,11 +91,12 @@ func (m *model) prepareSnapshotSQL(db *gorm.DB) {
 }
 
 // snapshotOf is the SQL of a create's or destroy's audited_changes for the
-// row row: {column: value} for every audited column.
+// row row: {column: value} for every audited column, refusing values that
+// cannot be recorded as model.snapshot does.
 func (m *model) snapshotOf(row string) string {
 	pairs := make([]string, len(m.fields))
 	for i, f := range m.fields {
-		expr := strings.ReplaceAll(m.columnSQL[i], rowRef, row)
+		expr := strings.ReplaceAll(m.checkedSQL[i], rowRef, row)
 		if m.redact[f.DBName] {
 			expr = redactedSQL
 		}
@@ -114,6 +117,7 @@ func (m *model) snapshotOf(row string) string {
 // new: {column: [old, new]} for every audited column that changed, as
 // model.diff finds them; NULL when none did. Columns are compared as stored
 // (json ones as jsonb, which has equality), and only changed ones rendered.
+// As in model.diff, only new values are refused.
 func (m *model) diffOf(old, new string) string {
 	var b strings.Builder
 	b.WriteString("(SELECT jsonb_object_agg(c.k, c.v) FROM (VALUES ")
@@ -124,7 +128,7 @@ func (m *model) diffOf(old, new string) string {
 			o, n = o+"::jsonb", n+"::jsonb"
 		}
 		pair := "jsonb_build_array(" + strings.ReplaceAll(m.columnSQL[i], rowRef, old) + ", " +
-			strings.ReplaceAll(m.columnSQL[i], rowRef, new) + ")"
+			strings.ReplaceAll(m.checkedSQL[i], rowRef, new) + ")"
 		if m.redact[f.DBName] {
 			pair = "jsonb_build_array(" + redactedSQL + ", " + redactedSQL + ")"
 		}
@@ -144,9 +148,9 @@ var redactedSQL = `to_jsonb(` + quoteLiteral(RedactedValue) + `::text)`
 func sqlJSONOf(db *gorm.DB, f *schema.Field, c string) (string, bool) {
 	dbType := strings.ToLower(db.Migrator().FullDataTypeOf(f).SQL)
 	switch {
-	case strings.HasPrefix(dbType, "timestamptz") || strings.HasPrefix(dbType, "timestamp with time zone"):
-		// RFC 3339 in UTC to the microsecond, trailing zeros trimmed: Go's
-		// time.RFC3339Nano after Truncate(time.Microsecond).
+	case isTimestamp(dbType):
+		// RFC 3339 in UTC to the microsecond (PostgreSQL's precision),
+		// trailing zeros trimmed: Go's time.RFC3339Nano of the stored time.
 		return `to_jsonb(regexp_replace(to_char(` + c + ` AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'), '\.?0+$', '') || 'Z')`, true
 	case isJSONColumn(f) && (strings.HasPrefix(dbType, "json")):
 		return `to_jsonb(` + c + `)`, true
@@ -160,6 +164,54 @@ func sqlJSONOf(db *gorm.DB, f *schema.Field, c string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+func isTimestamp(dbType string) bool {
+	return strings.HasPrefix(dbType, "timestamptz") || strings.HasPrefix(dbType, "timestamp with time zone")
+}
+
+// valueErrorCode is the SQLSTATE gormaudit_refuse raises; fusedError turns
+// it into a *ValueError.
+const valueErrorCode = "GAV01"
+
+// refuseFunction is created by Migrate on PostgreSQL. It raises the error
+// that stands for a *ValueError, naming the column and the reason.
+const refuseFunction = `CREATE OR REPLACE FUNCTION gormaudit_refuse(p_column text, p_reason text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+	RAISE EXCEPTION 'audit: value of % cannot be recorded: %', p_column, p_reason
+		USING ERRCODE = '` + valueErrorCode + `', COLUMN = p_column, DETAIL = p_reason;
+END
+$$`
+
+// checkedSQL wraps expr, the rendering of column c of field f, so that the
+// values encodeValue and recordField refuse are refused in SQL too: a JSON
+// column's document null or one nested deeper than MaxNestingDepth, a float
+// or numeric column's NaN and ±Infinity (which to_jsonb renders as
+// strings), a time outside the years 0001-9999. gormaudit_refuse is VOLATILE,
+// so PostgreSQL calls it only for a value that is refused.
+func checkedSQL(f *schema.Field, dbType, c, expr string) string {
+	refuse := func(reason string) string {
+		return "gormaudit_refuse(" + quoteLiteral(f.DBName) + ", " + quoteLiteral(reason) + ")"
+	}
+	switch {
+	case isJSONColumn(f) && strings.HasPrefix(dbType, "json"):
+		deep := fmt.Sprintf(`strict $.**{%d} ? (@.type() == "array" || @.type() == "object")`, MaxNestingDepth)
+		return "CASE WHEN " + expr + " = 'null'::jsonb THEN " + refuse(errJSONNull.Reason) +
+			" WHEN jsonb_path_exists(" + expr + ", " + quoteLiteral(deep) + ") THEN " +
+			refuse(fmt.Sprintf("JSON nested deeper than the maximum of %d (audit.MaxNestingDepth)", MaxNestingDepth)) +
+			" ELSE " + expr + " END"
+	case isTimestamp(dbType):
+		return "CASE WHEN " + c + " < '0001-01-01T00:00:00Z' OR " + c + " >= '10000-01-01T00:00:00Z' THEN " +
+			refuse("the time is outside the years 0001-9999 that RFC 3339 can write") + " ELSE " + expr + " END"
+	}
+	for _, prefix := range []string{"double precision", "real", "numeric", "decimal", "float"} {
+		if strings.HasPrefix(dbType, prefix) {
+			return "CASE WHEN jsonb_typeof(" + expr + ") = 'string' THEN " +
+				refuse("NaN and Infinity have no JSON form; store NULL instead") + " ELSE " + expr + " END"
+		}
+	}
+	return expr
 }
 
 // plainRendering reports whether encodeValue renders values of type t as
@@ -252,6 +304,10 @@ func (r *recorder) fusedError(err error) error {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
 		return err
+	}
+	if pgErr.Code == valueErrorCode {
+		return &WriteError{Type: r.m.typeName, Action: r.action,
+			Err: &ValueError{Column: pgErr.ColumnName, Reason: pgErr.Detail}}
 	}
 	switch {
 	case pgErr.TableName == r.m.schema.Table,

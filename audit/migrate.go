@@ -8,8 +8,8 @@ import (
 )
 
 // Migrate creates or updates the audit tables (audits and audit_accounts)
-// and their indexes, and on PostgreSQL the function gormaudit_next_version
-// that statements writing their own audit rows call. It is safe to run on
+// and their indexes, and on PostgreSQL the functions gormaudit_next_version
+// and gormaudit_refuse that statements writing their own audit rows call. It is safe to run on
 // every start, and must run again after upgrading this module.
 //
 // The audits table has these indexes:
@@ -30,6 +30,9 @@ func Migrate(ctx context.Context, db *gorm.DB) error {
 	if db.Dialector.Name() == "postgres" {
 		if err := db.WithContext(ctx).Exec(nextVersionFunction).Error; err != nil {
 			return fmt.Errorf("audit: migrate: create gormaudit_next_version: %w", err)
+		}
+		if err := db.WithContext(ctx).Exec(refuseFunction).Error; err != nil {
+			return fmt.Errorf("audit: migrate: create gormaudit_refuse: %w", err)
 		}
 	}
 	return nil
