@@ -103,6 +103,16 @@ func encodeDocument(v any) (json.RawMessage, error) {
 		return documentBytes(x)
 	case driver.Valuer:
 		dv, err := x.Value()
+		if m, isMarshaler := v.(json.Marshaler); err != nil && isMarshaler {
+			// A Value that validates with encoding/json fails on a
+			// document nested 10,000 levels deep, stored before
+			// MaxNestingDepth: read it as its JSON form instead.
+			b, merr := m.MarshalJSON()
+			if merr != nil {
+				return nil, err
+			}
+			return documentBytes(b)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -142,8 +142,8 @@ func (c Changes) Pair(column string) (old, new json.RawMessage, ok bool) {
 	if !present {
 		return nil, nil, false
 	}
-	var pair []json.RawMessage
-	if err := json.Unmarshal(raw, &pair); err != nil || len(pair) != 2 {
+	pair, isArray := splitArray(raw) // at any depth
+	if !isArray || len(pair) != 2 {
 		return nil, nil, false
 	}
 	return pair[0], pair[1], true
