@@ -30,7 +30,7 @@ var redacted = json.RawMessage(strconv.Quote(RedactedValue))
 // any other value is what encoding/json makes of the value the database
 // driver is given (a driver.Valuer's Value). Values that JSON cannot carry
 // exactly are refused with a *ValueError: NaN and ±Inf, strings that are not
-// valid UTF-8, times outside the years 0000-9999, and a JSON column's
+// valid UTF-8, times outside the years 0001-9999, and a JSON column's
 // document null (indistinguishable from SQL NULL) or text that is not JSON.
 // On PostgreSQL the plugin builds the same JSON inside the database (see
 // sqlJSONOf), so the two must agree.
@@ -185,8 +185,8 @@ func isJSONColumn(f *schema.Field) bool {
 
 func encodeTime(t time.Time) (json.RawMessage, error) {
 	t = t.UTC()
-	if t.Year() < 0 || t.Year() > 9999 {
-		return nil, &ValueError{Reason: fmt.Sprintf("time %v is outside the years 0000-9999 that RFC 3339 can write", t)}
+	if t.Year() < 1 || t.Year() > 9999 {
+		return nil, &ValueError{Reason: fmt.Sprintf("time %v is outside the years 0001-9999 that RFC 3339 can write", t)}
 	}
 	return json.RawMessage(`"` + t.Format(time.RFC3339Nano) + `"`), nil
 }
