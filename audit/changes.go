@@ -6,11 +6,14 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/schema"
@@ -19,13 +22,18 @@ import (
 var redacted = json.RawMessage(strconv.Quote(RedactedValue))
 
 // encodeValue renders one column value as it appears in audited_changes:
-// the value the database stores. NULL is null, times are RFC 3339 in UTC
-// (to the microsecond, PostgreSQL's precision, trailing zeros trimmed), a
-// JSON column's document is nested JSON, and any other value is what
-// encoding/json makes of the value the database driver is given (a
-// driver.Valuer's Value). On PostgreSQL the plugin builds the same JSON
-// inside the database for creates and deletes (see snapshotSQL), so the two
-// must agree.
+// the value the database stores, in a form decodeField turns back into
+// exactly that value. NULL is null; times are RFC 3339 in UTC with every
+// stored fractional digit (trailing zeros trimmed); a JSON column's document
+// is nested JSON; bytes ([]byte, or a driver value that is []byte) are a
+// base64 string (standard alphabet, padded), as encoding/json renders them;
+// any other value is what encoding/json makes of the value the database
+// driver is given (a driver.Valuer's Value). Values that JSON cannot carry
+// exactly are refused with a *ValueError: NaN and ±Inf, strings that are not
+// valid UTF-8, times outside the years 0001-9999, and a JSON column's
+// document null (indistinguishable from SQL NULL) or text that is not JSON.
+// On PostgreSQL the plugin builds the same JSON inside the database (see
+// sqlJSONOf), so the two must agree.
 func encodeValue(v any, jsonColumn bool) (json.RawMessage, error) {
 	if v == nil {
 		return json.RawMessage("null"), nil
@@ -40,11 +48,11 @@ func encodeValue(v any, jsonColumn bool) (json.RawMessage, error) {
 	v = rv.Interface()
 	switch x := v.(type) {
 	case time.Time:
-		return encodeTime(x), nil
+		return encodeTime(x)
 	case gorm.DeletedAt:
-		return encodeNullTime(sql.NullTime(x)), nil
+		return encodeNullTime(sql.NullTime(x))
 	case sql.NullTime:
-		return encodeNullTime(x), nil
+		return encodeNullTime(x)
 	}
 	if jsonColumn {
 		return encodeDocument(v)
@@ -65,25 +73,46 @@ func encodeValue(v any, jsonColumn bool) (json.RawMessage, error) {
 			return nil, err
 		}
 		return compact(b)
-	case []byte:
-		return json.Marshal(string(x))
 	}
-	return json.Marshal(v)
+	switch rv.Kind() {
+	case reflect.Float32, reflect.Float64:
+		if f := rv.Float(); math.IsNaN(f) || math.IsInf(f, 0) {
+			return nil, &ValueError{Reason: fmt.Sprintf("%v has no JSON form; store NULL instead", f)}
+		}
+	case reflect.String:
+		if !utf8.ValidString(rv.String()) {
+			return nil, errNotUTF8
+		}
+	}
+	b, err := json.Marshal(v)
+	var unsupported *json.UnsupportedValueError
+	if errors.As(err, &unsupported) {
+		return nil, &ValueError{Reason: unsupported.Error()}
+	}
+	return b, err
 }
 
-// encodeDocument renders the value of a JSON column as nested JSON.
+var errNotUTF8 = &ValueError{Reason: "text is not valid UTF-8; store binary data in a []byte (bytea, blob) column"}
+
+// encodeDocument renders the value of a JSON column as nested JSON. The
+// document is what the database stores: a driver.Valuer's Value first (so
+// that a Value of nil, SQL NULL, is null), then a json.Marshaler's JSON.
 func encodeDocument(v any) (json.RawMessage, error) {
 	switch x := v.(type) {
 	case json.RawMessage:
 		return documentBytes(x)
-	case json.Marshaler:
-		b, err := x.MarshalJSON()
-		if err != nil {
-			return nil, err
-		}
-		return documentBytes(b)
 	case driver.Valuer:
 		dv, err := x.Value()
+		if m, isMarshaler := v.(json.Marshaler); err != nil && isMarshaler {
+			// A Value that validates with encoding/json fails on a
+			// document nested 10,000 levels deep, stored before
+			// MaxNestingDepth: read it as its JSON form instead.
+			b, merr := m.MarshalJSON()
+			if merr != nil {
+				return nil, err
+			}
+			return documentBytes(b)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -95,34 +124,76 @@ func encodeDocument(v any) (json.RawMessage, error) {
 		case []byte:
 			return documentBytes(d)
 		}
-		return json.Marshal(dv)
+		return encodeValue(dv, false)
+	case json.Marshaler:
+		b, err := x.MarshalJSON()
+		if err != nil {
+			return nil, err
+		}
+		return documentBytes(b)
 	case string:
 		return documentBytes([]byte(x))
 	case []byte:
 		return documentBytes(x)
 	}
-	return json.Marshal(v) // a struct or map gorm serializes as JSON
+	b, err := json.Marshal(v) // a struct or map gorm serializes as JSON
+	if err != nil {
+		var unsupported *json.UnsupportedValueError
+		if errors.As(err, &unsupported) {
+			return nil, &ValueError{Reason: unsupported.Error()}
+		}
+		return nil, err
+	}
+	return documentBytes(b)
 }
 
+// compactDepth bounds the documents documentBytes compacts: encoding/json
+// refuses to read anything nested 10,000 levels deep. Deeper documents can
+// only have been stored before MaxNestingDepth was enforced; they are kept
+// as stored, so that they can still be read, and refused when written.
+const compactDepth = 9000
+
+// documentBytes renders the text of a JSON document. Empty text is null;
+// the document null is refused, as it would read back as SQL NULL.
 func documentBytes(b []byte) (json.RawMessage, error) {
-	if len(bytes.TrimSpace(b)) == 0 {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
 		return json.RawMessage("null"), nil
 	}
-	return compact(b)
+	if !utf8.Valid(b) {
+		return nil, errNotUTF8
+	}
+	if nesting(b) > compactDepth {
+		return b, nil
+	}
+	c, err := compact(b)
+	if err != nil {
+		return nil, &ValueError{Reason: "the JSON column holds text that is not JSON: " + err.Error()}
+	}
+	if string(c) == "null" {
+		return nil, errJSONNull
+	}
+	return c, nil
 }
+
+var errJSONNull = &ValueError{Reason: "a JSON column's document null cannot be told apart from SQL NULL in audited_changes; store SQL NULL instead"}
 
 // isJSONColumn reports whether a field's column holds JSON documents.
 func isJSONColumn(f *schema.Field) bool {
 	return strings.Contains(strings.ToLower(string(f.DataType)), "json")
 }
 
-func encodeTime(t time.Time) json.RawMessage {
-	return json.RawMessage(`"` + t.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano) + `"`)
+func encodeTime(t time.Time) (json.RawMessage, error) {
+	t = t.UTC()
+	if t.Year() < 1 || t.Year() > 9999 {
+		return nil, &ValueError{Reason: fmt.Sprintf("time %v is outside the years 0001-9999 that RFC 3339 can write", t)}
+	}
+	return json.RawMessage(`"` + t.Format(time.RFC3339Nano) + `"`), nil
 }
 
-func encodeNullTime(t sql.NullTime) json.RawMessage {
+func encodeNullTime(t sql.NullTime) (json.RawMessage, error) {
 	if !t.Valid {
-		return json.RawMessage("null")
+		return json.RawMessage("null"), nil
 	}
 	return encodeTime(t.Time)
 }
@@ -135,18 +206,58 @@ func compact(b []byte) (json.RawMessage, error) {
 	return buf.Bytes(), nil
 }
 
-// encodeField renders field f of record rv.
+// encodeField renders field f of record rv. It reads values that are
+// already stored (the current row of a history), so it accepts documents
+// nested deeper than MaxNestingDepth; recordField refuses them.
 func encodeField(ctx context.Context, f *schema.Field, rv reflect.Value) (json.RawMessage, error) {
 	v, _ := f.ValueOf(ctx, rv)
 	b, err := encodeValue(v, isJSONColumn(f))
 	if err != nil {
+		var ve *ValueError
+		if errors.As(err, &ve) {
+			return nil, &ValueError{Column: f.DBName, Reason: ve.Reason}
+		}
 		return nil, fmt.Errorf("encode %s.%s: %w", f.Schema.Table, f.DBName, err)
 	}
 	return b, nil
 }
 
+// recordField renders field f of record rv for an audit row being written:
+// encodeField, refusing values nested deeper than MaxNestingDepth.
+func recordField(ctx context.Context, f *schema.Field, rv reflect.Value) (json.RawMessage, error) {
+	b, err := encodeField(ctx, f, rv)
+	if err != nil {
+		return nil, err
+	}
+	if d := nesting(b); d > MaxNestingDepth {
+		ve := tooDeep(d)
+		ve.Column = f.DBName
+		return nil, ve
+	}
+	return b, nil
+}
+
+// check reports the first audited column of record rv whose value cannot
+// be recorded, as a *ValueError, or another error rendering it. Calling it
+// before a write refuses the write before anything reaches the database;
+// the values a record's audit rows are built from are checked anyway.
+func (m *model) check(ctx context.Context, rv reflect.Value) error {
+	for _, f := range m.fields {
+		if m.redact[f.DBName] {
+			continue
+		}
+		if _, err := recordField(ctx, f, rv); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // snapshot is the audited_changes of a create or destroy: every audited
-// column with its value.
+// column with its value. Values that cannot be recorded are refused
+// (recordField), so a record still holding a document nested deeper than
+// MaxNestingDepth, stored before the limit, must be updated before it can
+// be hard-deleted.
 func (m *model) snapshot(ctx context.Context, rv reflect.Value) (Changes, error) {
 	c := make(Changes, len(m.fields))
 	for _, f := range m.fields {
@@ -154,7 +265,7 @@ func (m *model) snapshot(ctx context.Context, rv reflect.Value) (Changes, error)
 			c[f.DBName] = redacted
 			continue
 		}
-		b, err := encodeField(ctx, f, rv)
+		b, err := recordField(ctx, f, rv)
 		if err != nil {
 			return nil, err
 		}
@@ -165,6 +276,8 @@ func (m *model) snapshot(ctx context.Context, rv reflect.Value) (Changes, error)
 
 // diff is the audited_changes of an update: [old, new] for each audited
 // column whose value changed. It is empty when nothing audited changed.
+// Only new values are refused for their depth, so that a value stored
+// before MaxNestingDepth was enforced can be replaced.
 func (m *model) diff(ctx context.Context, old, new reflect.Value) (Changes, error) {
 	var c Changes
 	for _, f := range m.fields {
@@ -172,7 +285,11 @@ func (m *model) diff(ctx context.Context, old, new reflect.Value) (Changes, erro
 		if err != nil {
 			return nil, err
 		}
-		nb, err := encodeField(ctx, f, new)
+		record := recordField
+		if m.redact[f.DBName] {
+			record = encodeField // compared, never recorded
+		}
+		nb, err := record(ctx, f, new)
 		if err != nil {
 			return nil, err
 		}

@@ -39,17 +39,23 @@ func (p *Plugin) create(gormCreate func(*gorm.DB)) func(*gorm.DB) {
 			_ = db.AddError(err)
 			return
 		}
-		_, upsert := db.Statement.Clauses["ON CONFLICT"]
-		_, userReturning := db.Statement.Clauses["RETURNING"]
-		switch {
-		case db.DryRun:
+		if db.DryRun {
 			gormCreate(db)
-		case !upsert && !userReturning && p.canFuse(r):
-			recs, _ := records(db.Statement.ReflectValue)
-			if err := r.m.checkRecords(r.ctx, recs); err != nil {
+			return
+		}
+		// Values the encoder refuses are refused before anything is
+		// written; what the database stores is checked again afterwards.
+		recs, _ := records(db.Statement.ReflectValue)
+		for _, rv := range recs {
+			if err := m.check(r.ctx, rv); err != nil {
 				r.fail(err)
 				return
 			}
+		}
+		_, upsert := db.Statement.Clauses["ON CONFLICT"]
+		_, userReturning := db.Statement.Clauses["RETURNING"]
+		switch {
+		case !upsert && !userReturning && p.canFuse(r):
 			p.fuseCreate(db, r)
 			gormCreate(db)
 			if db.Error != nil {

@@ -20,10 +20,13 @@ var (
 )
 
 // decodeField sets field f of record rv from its audited_changes value: the
-// inverse of encodeValue. JSON null sets the zero value; times and JSON
-// documents are unmarshalled; outside JSON columns, Scanners (sql.Null*,
-// durations, other database types) scan the plain value their Value()
-// produced, and other types with their own JSON form are unmarshalled.
+// inverse of encodeValue. JSON null sets the zero value; times are parsed;
+// a JSON column's document is handed as text to the field's Scanner (which
+// reads it as the database driver would hand it, at any nesting depth) or
+// else unmarshalled; bytes are decoded from base64; outside JSON columns,
+// Scanners (sql.Null*, durations, other database types) scan the plain
+// value their Value() produced, and other types with their own JSON form
+// are unmarshalled.
 func decodeField(ctx context.Context, f *schema.Field, rv reflect.Value, raw json.RawMessage) error {
 	fv := f.ReflectValueOf(ctx, rv)
 	if len(raw) == 0 || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
@@ -31,7 +34,11 @@ func decodeField(ctx context.Context, f *schema.Field, rv reflect.Value, raw jso
 		return nil
 	}
 	if err := decodeValue(ctx, f, rv, fv, raw); err != nil {
-		return fmt.Errorf("decode %s.%s from %s: %w", f.Schema.Table, f.DBName, raw, err)
+		shown := raw
+		if len(shown) > 200 {
+			shown = append(shown[:200:200], "..."...)
+		}
+		return fmt.Errorf("decode %s.%s from %s: %w", f.Schema.Table, f.DBName, shown, err)
 	}
 	return nil
 }
@@ -42,6 +49,7 @@ func decodeValue(ctx context.Context, f *schema.Field, rv, fv reflect.Value, raw
 		base = base.Elem()
 	}
 	ptr := reflect.PointerTo(base)
+	jsonColumn := isJSONColumn(f)
 	switch {
 	case base == nullTimeType:
 		var t *time.Time
@@ -49,39 +57,29 @@ func decodeValue(ctx context.Context, f *schema.Field, rv, fv reflect.Value, raw
 			return err
 		}
 		return setBase(fv, reflect.ValueOf(sql.NullTime{Time: *t, Valid: true}))
-	case ptr.Implements(unmarshalerType) && !(ptr.Implements(scannerType) && !isJSONColumn(f)):
+	case jsonColumn && ptr.Implements(scannerType):
+		return scanInto(fv, base, bytes.Clone(raw))
+	case ptr.Implements(unmarshalerType) && !(ptr.Implements(scannerType) && !jsonColumn):
 		v := reflect.New(base)
 		if err := json.Unmarshal(raw, v.Interface()); err != nil {
 			return err
 		}
 		return setBase(fv, v.Elem())
-	case base.Kind() == reflect.Slice && base.Elem().Kind() == reflect.Uint8:
-		// encodeValue renders bytes as a JSON string of the bytes, not
-		// base64.
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
+	case !jsonColumn && (isBytes(base) || f.DataType == schema.Bytes):
+		// encodeValue renders bytes as base64, as encoding/json does.
+		var b []byte
+		if err := json.Unmarshal(raw, &b); err != nil {
 			return err
 		}
-		return setBase(fv, reflect.ValueOf([]byte(s)).Convert(base))
+		if ptr.Implements(scannerType) {
+			return scanInto(fv, base, b)
+		}
+		if !isBytes(base) {
+			return fmt.Errorf("cannot set %s from bytes", base)
+		}
+		return setBase(fv, reflect.ValueOf(b).Convert(base))
 	case ptr.Implements(scannerType):
-		plain, err := plainValue(raw)
-		if err != nil {
-			return err
-		}
-		v := reflect.New(base)
-		serr := v.Interface().(sql.Scanner).Scan(plain)
-		if serr != nil {
-			// A driver value that was a time.Time is rendered as text.
-			s, isString := plain.(string)
-			t, perr := time.Parse(time.RFC3339Nano, s)
-			if !isString || perr != nil {
-				return serr
-			}
-			if err := v.Interface().(sql.Scanner).Scan(t); err != nil {
-				return serr
-			}
-		}
-		return setBase(fv, v.Elem())
+		return scanPlain(fv, base, raw)
 	}
 	v := reflect.New(base)
 	if err := json.Unmarshal(raw, v.Interface()); err == nil {
@@ -93,6 +91,40 @@ func decodeValue(ctx context.Context, f *schema.Field, rv, fv reflect.Value, raw
 		return err
 	}
 	return f.Set(ctx, rv, plain)
+}
+
+func isBytes(t reflect.Type) bool {
+	return t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8
+}
+
+// scanInto scans src into a new value of type base and stores it in fv.
+func scanInto(fv reflect.Value, base reflect.Type, src any) error {
+	v := reflect.New(base)
+	if err := v.Interface().(sql.Scanner).Scan(src); err != nil {
+		return err
+	}
+	return setBase(fv, v.Elem())
+}
+
+// scanPlain scans the plain value raw renders (see plainValue) into a new
+// value of type base and stores it in fv. A driver value that was a
+// time.Time is rendered as text, and scanned as a time if the text does
+// not scan.
+func scanPlain(fv reflect.Value, base reflect.Type, raw json.RawMessage) error {
+	plain, err := plainValue(raw)
+	if err != nil {
+		return err
+	}
+	serr := scanInto(fv, base, plain)
+	if serr == nil {
+		return nil
+	}
+	s, isString := plain.(string)
+	t, perr := time.Parse(time.RFC3339Nano, s)
+	if !isString || perr != nil || scanInto(fv, base, t) != nil {
+		return serr
+	}
+	return nil
 }
 
 // setBase stores v in fv, allocating a pointer when fv is one.

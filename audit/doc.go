@@ -19,11 +19,43 @@
 //   - create and destroy: {column: value} for every audited column;
 //   - update: {column: [old, new]} for the audited columns that changed.
 //
-// Column names are the database's. JSON columns appear as nested JSON, NULL
-// as null, times as RFC 3339 in UTC with microseconds. The primary key,
+// Column names are the database's, and the keys come in PostgreSQL's jsonb
+// order (shorter first, then bytewise) on both databases, as in the hosted
+// endpoint's rows. Each value is the one the database stores, recorded
+// exactly: NULL is null; JSON columns appear as nested JSON; times are RFC
+// 3339 in UTC with every stored fractional digit (microseconds on
+// PostgreSQL, nanoseconds on SQLite); bytes ([]byte, bytea, blob) are a
+// base64 string (standard alphabet, padded), as encoding/json writes them.
+// [StateAt] decodes all of them back to the stored value. The primary key,
 // created_at and updated_at are never audited; [Model].Ignore excludes more
 // columns and [Model].Redact records a column's changes without its values.
 // An update that changes no audited column writes no row.
+//
+// # Values that cannot be recorded
+//
+// A write whose values audited_changes could not carry exactly is refused
+// with a [*ValueError] (errors.Is [ErrUnsupportedValue]), wrapped in a
+// [*WriteError], and nothing is written: NaN and ±Inf; text that is not
+// valid UTF-8 (use a []byte column for binary data; PostgreSQL's text
+// refuses it itself); times outside the years 0001-9999; a JSON column
+// holding the document null, which would read back as SQL NULL (store SQL
+// NULL instead: runbooks.JSON does for an empty document), or text that is
+// not JSON; a JSON document nested deeper than [MaxNestingDepth] (64)
+// levels, which the clients of the audit log could not parse ([CheckNesting]
+// checks a document before it is sent). On PostgreSQL's single-statement
+// path, the function gormaudit_refuse, created by [Migrate], refuses the
+// same values. Only new values are checked for their depth: a record still
+// holding a deeper document stored before the limit can be updated and
+// reverted to any state that can be written.
+//
+// Rows stored before the limit are still read at any depth by
+// [Changes.Scan], history and revert. In their JSON form ([Audit]'s
+// MarshalJSON, hence the httpapi endpoint and webhooks), a value nested
+// deeper than MaxNestingDepth, or one side of an update's pair that is, is
+// shown as {"$too_deep": "<its JSON text>"} ([TooDeepKey]), so that listing
+// such a row never fails. In that JSON form, associated_id,
+// associated_type, comment, remote_address and request_uuid are null when
+// absent.
 //
 // A record's versions are 1 for its first audit and grow by one with each
 // later audit, with no gap or duplicate even under concurrent writers: the

@@ -100,7 +100,7 @@ func ExampleDiff() {
 	b, _ := json.Marshal(diff)
 	fmt.Println(string(b))
 	// Output:
-	// {"name":["Page primary","Page everyone"],"position":[0,4],"repeats":[false,true]}
+	// {"name":["Page primary","Page everyone"],"repeats":[false,true],"position":[0,4]}
 }
 
 func ExampleRevert() {
@@ -133,7 +133,7 @@ func ExampleRevert() {
 	db.Where("auditable_id = ?", step.ID).Order("version DESC").Take(&restore)
 	fmt.Println(back.ID == step.ID, back.Name, restore.Version, restore.Action)
 	// Output:
-	// update {"name":["Page everyone","Page primary"],"position":[4,0],"repeats":[true,false]}
+	// update {"name":["Page everyone","Page primary"],"repeats":[true,false],"position":[4,0]}
 	// 4 update revert to version 1
 	// true Page primary 6 create
 }

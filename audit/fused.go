@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"context"
 	"database/sql/driver"
 	"encoding/json"
 	"errors"
@@ -48,19 +47,19 @@ BEGIN
 END
 $$`
 
-// refuseFunction is created by Migrate on PostgreSQL: a single-statement
+// refuseChangeFunction is created by Migrate on PostgreSQL: a single-statement
 // write calls it to refuse a change it cannot record, such as a record
 // moving to another account. It raises an error with SQLSTATE code (class
 // "GA", this plugin's own), which fusedError turns back into the typed
 // error, by code; detail and hint carry the record and the values.
-const refuseFunction = `CREATE OR REPLACE FUNCTION gormaudit_refuse(p_code text, p_message text, p_detail text, p_hint text) RETURNS integer
+const refuseChangeFunction = `CREATE OR REPLACE FUNCTION gormaudit_refuse_change(p_code text, p_message text, p_detail text, p_hint text) RETURNS integer
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
 	RAISE EXCEPTION USING ERRCODE = p_code, MESSAGE = p_message, DETAIL = p_detail, HINT = p_hint;
 END
 $$`
 
-// The SQLSTATE codes gormaudit_refuse raises.
+// The SQLSTATE codes gormaudit_refuse_change raises.
 const (
 	codeAccountMove = "GA001"
 	codeKeyChange   = "GA002"
@@ -78,14 +77,16 @@ func (m *model) prepareSnapshotSQL(db *gorm.DB) {
 	col := func(f *schema.Field) string { return rowRef + "." + quoteIdent(f.DBName) }
 	m.columnSQL = make([]string, len(m.fields))
 	m.jsonText = make([]bool, len(m.fields))
+	m.checkedSQL = make([]string, len(m.fields))
 	for i, f := range m.fields {
 		expr, ok := sqlJSONOf(db, f, col(f))
 		if !ok {
-			m.columnSQL = nil
+			m.columnSQL, m.checkedSQL = nil, nil
 			return
 		}
 		m.columnSQL[i] = expr
 		dbType := strings.ToLower(db.Migrator().FullDataTypeOf(f).SQL)
+		m.checkedSQL[i] = checkedSQL(f, dbType, col(f), expr)
 		m.jsonText[i] = strings.HasPrefix(dbType, "json") && !strings.HasPrefix(dbType, "jsonb")
 	}
 	keyText := func(f *schema.Field) string {
@@ -108,11 +109,12 @@ func (m *model) prepareSnapshotSQL(db *gorm.DB) {
 }
 
 // snapshotOf is the SQL of a create's or destroy's audited_changes for the
-// row row: {column: value} for every audited column.
+// row row: {column: value} for every audited column, refusing values that
+// cannot be recorded as model.snapshot does.
 func (m *model) snapshotOf(row string) string {
 	pairs := make([]string, len(m.fields))
 	for i, f := range m.fields {
-		expr := strings.ReplaceAll(m.columnSQL[i], rowRef, row)
+		expr := strings.ReplaceAll(m.checkedSQL[i], rowRef, row)
 		if m.redact[f.DBName] {
 			expr = redactedSQL
 		}
@@ -133,6 +135,7 @@ func (m *model) snapshotOf(row string) string {
 // new: {column: [old, new]} for every audited column that changed, as
 // model.diff finds them; NULL when none did. Columns are compared as stored
 // (json ones as jsonb, which has equality), and only changed ones rendered.
+// As in model.diff, only new values are refused.
 func (m *model) diffOf(old, new string) string {
 	var b strings.Builder
 	b.WriteString("(SELECT jsonb_object_agg(c.k, c.v) FROM (VALUES ")
@@ -143,7 +146,7 @@ func (m *model) diffOf(old, new string) string {
 			o, n = o+"::jsonb", n+"::jsonb"
 		}
 		pair := "jsonb_build_array(" + strings.ReplaceAll(m.columnSQL[i], rowRef, old) + ", " +
-			strings.ReplaceAll(m.columnSQL[i], rowRef, new) + ")"
+			strings.ReplaceAll(m.checkedSQL[i], rowRef, new) + ")"
 		if m.redact[f.DBName] {
 			pair = "jsonb_build_array(" + redactedSQL + ", " + redactedSQL + ")"
 		}
@@ -163,9 +166,9 @@ var redactedSQL = `to_jsonb(` + quoteLiteral(RedactedValue) + `::text)`
 func sqlJSONOf(db *gorm.DB, f *schema.Field, c string) (string, bool) {
 	dbType := strings.ToLower(db.Migrator().FullDataTypeOf(f).SQL)
 	switch {
-	case strings.HasPrefix(dbType, "timestamptz") || strings.HasPrefix(dbType, "timestamp with time zone"):
-		// RFC 3339 in UTC to the microsecond, trailing zeros trimmed: Go's
-		// time.RFC3339Nano after Truncate(time.Microsecond).
+	case isTimestamp(dbType):
+		// RFC 3339 in UTC to the microsecond (PostgreSQL's precision),
+		// trailing zeros trimmed: Go's time.RFC3339Nano of the stored time.
 		return `to_jsonb(regexp_replace(to_char(` + c + ` AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'), '\.?0+$', '') || 'Z')`, true
 	case isJSONColumn(f) && (strings.HasPrefix(dbType, "json")):
 		return `to_jsonb(` + c + `)`, true
@@ -179,6 +182,54 @@ func sqlJSONOf(db *gorm.DB, f *schema.Field, c string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+func isTimestamp(dbType string) bool {
+	return strings.HasPrefix(dbType, "timestamptz") || strings.HasPrefix(dbType, "timestamp with time zone")
+}
+
+// valueErrorCode is the SQLSTATE gormaudit_refuse raises; fusedError turns
+// it into a *ValueError.
+const valueErrorCode = "GAV01"
+
+// refuseFunction is created by Migrate on PostgreSQL. It raises the error
+// that stands for a *ValueError, naming the column and the reason.
+const refuseFunction = `CREATE OR REPLACE FUNCTION gormaudit_refuse(p_column text, p_reason text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+	RAISE EXCEPTION 'audit: value of % cannot be recorded: %', p_column, p_reason
+		USING ERRCODE = '` + valueErrorCode + `', COLUMN = p_column, DETAIL = p_reason;
+END
+$$`
+
+// checkedSQL wraps expr, the rendering of column c of field f, so that the
+// values encodeValue and recordField refuse are refused in SQL too: a JSON
+// column's document null or one nested deeper than MaxNestingDepth, a float
+// or numeric column's NaN and ±Infinity (which to_jsonb renders as
+// strings), a time outside the years 0001-9999. gormaudit_refuse is VOLATILE,
+// so PostgreSQL calls it only for a value that is refused.
+func checkedSQL(f *schema.Field, dbType, c, expr string) string {
+	refuse := func(reason string) string {
+		return "gormaudit_refuse(" + quoteLiteral(f.DBName) + ", " + quoteLiteral(reason) + ")"
+	}
+	switch {
+	case isJSONColumn(f) && strings.HasPrefix(dbType, "json"):
+		deep := fmt.Sprintf(`strict $.**{%d} ? (@.type() == "array" || @.type() == "object")`, MaxNestingDepth)
+		return "CASE WHEN " + expr + " = 'null'::jsonb THEN " + refuse(errJSONNull.Reason) +
+			" WHEN jsonb_path_exists(" + expr + ", " + quoteLiteral(deep) + ") THEN " +
+			refuse(fmt.Sprintf("JSON nested deeper than the maximum of %d (audit.MaxNestingDepth)", MaxNestingDepth)) +
+			" ELSE " + expr + " END"
+	case isTimestamp(dbType):
+		return "CASE WHEN " + c + " < '0001-01-01T00:00:00Z' OR " + c + " >= '10000-01-01T00:00:00Z' THEN " +
+			refuse("the time is outside the years 0001-9999 that RFC 3339 can write") + " ELSE " + expr + " END"
+	}
+	for _, prefix := range []string{"double precision", "real", "numeric", "decimal", "float"} {
+		if strings.HasPrefix(dbType, prefix) {
+			return "CASE WHEN jsonb_typeof(" + expr + ") = 'string' THEN " +
+				refuse("NaN and Infinity have no JSON form; store NULL instead") + " ELSE " + expr + " END"
+		}
+	}
+	return expr
 }
 
 // plainRendering reports whether encodeValue renders values of type t as
@@ -259,7 +310,7 @@ func (r *recorder) wrapFused(stmt *gorm.Statement, action Action, selectList str
 	stmt.WriteString(") SELECT " + selectList + " FROM " + fusedAlias)
 }
 
-// sameRecordGuard is the SQL that refuses, through gormaudit_refuse, an
+// sameRecordGuard is the SQL that refuses, through gormaudit_refuse_change, an
 // update that changes a record's primary key or account (see
 // model.checkSameRecord); it is 0 otherwise.
 func (m *model) sameRecordGuard(old, new string) string {
@@ -267,17 +318,17 @@ func (m *model) sameRecordGuard(old, new string) string {
 	id := col(new, m.pk) + "::text"
 	var b strings.Builder
 	b.WriteString("CASE WHEN " + col(old, m.pk) + " IS DISTINCT FROM " + col(new, m.pk) +
-		" THEN gormaudit_refuse('" + codeKeyChange + "', 'audit: an update cannot change a primary key', " + col(old, m.pk) + "::text, " + id + ")")
+		" THEN gormaudit_refuse_change('" + codeKeyChange + "', 'audit: an update cannot change a primary key', " + col(old, m.pk) + "::text, " + id + ")")
 	if m.account != nil {
 		b.WriteString(" WHEN " + col(old, m.account) + " IS DISTINCT FROM " + col(new, m.account) +
-			" THEN gormaudit_refuse('" + codeAccountMove + "', 'audit: a record cannot move to another account', " + id +
+			" THEN gormaudit_refuse_change('" + codeAccountMove + "', 'audit: a record cannot move to another account', " + id +
 			", COALESCE(" + col(old, m.account) + ", 0)::text || ' ' || COALESCE(" + col(new, m.account) + ", 0)::text)")
 	}
 	b.WriteString(" ELSE 0 END")
 	return b.String()
 }
 
-// refusal turns an error raised by gormaudit_refuse back into the typed
+// refusal turns an error raised by gormaudit_refuse_change back into the typed
 // error it stands for; nil for any other error.
 func (m *model) refusal(pgErr *pgconn.PgError) error {
 	switch pgErr.Code {
@@ -301,6 +352,10 @@ func (r *recorder) fusedError(err error) error {
 	}
 	if refused := r.m.refusal(pgErr); refused != nil {
 		return &WriteError{Type: r.m.typeName, Action: r.action, Err: refused}
+	}
+	if pgErr.Code == valueErrorCode {
+		return &WriteError{Type: r.m.typeName, Action: r.action,
+			Err: &ValueError{Column: pgErr.ColumnName, Reason: pgErr.Detail}}
 	}
 	switch {
 	case pgErr.TableName == r.m.schema.Table,
@@ -398,10 +453,9 @@ func (p *Plugin) fusedUpdate(db *gorm.DB, r *recorder) (int64, error) {
 	return n, nil
 }
 
-// checked reports whether the plugin checks a column's values in Go before
-// a single-statement write: JSON documents and floating-point numbers, the
-// values whose rendering in SQL could differ from what the encoder accepts
-// (a document nested too deep, a JSON null, NaN or an infinity).
+// checked reports whether a column's values can be refused by the encoder
+// in ways a SQL expression could reach unseen: JSON documents (null, too
+// deep) and floating-point numbers (NaN, infinities).
 func checked(f *schema.Field) bool {
 	if isJSONColumn(f) {
 		return true
@@ -413,39 +467,35 @@ func checked(f *schema.Field) bool {
 	return t.Kind() == reflect.Float32 || t.Kind() == reflect.Float64
 }
 
-// checkRecords runs the encoder over the checked columns of records about
-// to be inserted by a single statement, so that a value the encoder would
-// refuse is refused before anything is written, as on the portable path.
-func (m *model) checkRecords(ctx context.Context, recs []reflect.Value) error {
-	for _, f := range m.fields {
-		if !checked(f) {
-			continue
-		}
-		for _, rv := range recs {
-			if _, err := encodeField(ctx, f, rv); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// checkAssignments does the same for an update's SET values. It reports
-// portable true when a checked column is set to a SQL expression, whose
-// result only the portable path sees.
+// checkAssignments runs the encoder over an update's SET values before the
+// update runs, so that a value it refuses is refused with nothing written
+// (model.check does the same for a create's records). It reports portable
+// true when a checked column is set to a SQL expression, whose result only
+// the portable path sees, read back, before its audit row is written.
 func (m *model) checkAssignments(stmt *gorm.Statement) (portable bool, err error) {
 	set, _ := stmt.Clauses["SET"].Expression.(clause.Set)
 	for _, a := range set {
 		f := m.schema.LookUpField(a.Column.Name)
-		if f == nil || !checked(f) {
+		if f == nil || !m.audits(f.DBName) || m.redact[f.DBName] {
 			continue
 		}
 		if _, expr := a.Value.(clause.Expression); expr {
-			return true, nil
+			portable = portable || checked(f)
+			continue
 		}
-		if _, err := encodeValue(a.Value, isJSONColumn(f)); err != nil {
+		b, err := encodeValue(a.Value, isJSONColumn(f))
+		if err == nil {
+			if d := nesting(b); d > MaxNestingDepth {
+				err = tooDeep(d)
+			}
+		}
+		if err != nil {
+			var ve *ValueError
+			if errors.As(err, &ve) && ve.Column == "" {
+				ve.Column = f.DBName
+			}
 			return false, fmt.Errorf("encode %s.%s: %w", m.schema.Table, f.DBName, err)
 		}
 	}
-	return false, nil
+	return portable, nil
 }

@@ -80,6 +80,18 @@ func TestGoldenStepCreate(t *testing.T) {
 	if d := cmp.Diff(want, gotRow); d != "" {
 		t.Fatalf("audit row differs from seed-step-create.json (-seed +got):\n%s", d)
 	}
+	// The keys come in the reference row's order (PostgreSQL's jsonb order).
+	raw, err := os.ReadFile("../../shared/reference/seed-step-create.json")
+	require.NoError(t, err)
+	var seedText struct {
+		AuditedChanges json.RawMessage `json:"audited_changes"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &seedText))
+	gotText, err := json.Marshal(got.AuditedChanges)
+	require.NoError(t, err)
+	if d := cmp.Diff(keysOf(t, seedText.AuditedChanges), keysOf(t, gotText)); d != "" {
+		t.Fatalf("audited_changes key order (-seed +got):\n%s", d)
+	}
 	require.Equal(t, runbooks.TypeRunbook, got.AssociatedType)
 	require.Equal(t, step.RunbookID, got.AssociatedID)
 	require.NotContains(t, got.AuditedChanges, "rules")

@@ -175,7 +175,7 @@ func TestDiff(t *testing.T) {
 	back, err := audit.Diff(b.ctx, b.db, runbooks.TypeStep, step.ID, 4, 3)
 	require.NoError(t, err)
 	jsontest.RequireEqual(t, map[string]any{
-		"discarded_at": []any{snaps[4].DiscardedAt.Time.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano), nil},
+		"discarded_at": []any{snaps[4].DiscardedAt.Time.UTC().Format(time.RFC3339Nano), nil},
 	}, back)
 
 	same, err := audit.Diff(b.ctx, b.db, runbooks.TypeStep, step.ID, 2, 2)

@@ -9,9 +9,9 @@ import (
 
 // Migrate creates or updates the audit tables (audits, audit_accounts and
 // audit_account_gaps) and their indexes, and on PostgreSQL the functions
-// gormaudit_next_version and gormaudit_refuse that statements writing their
-// own audit rows call. It is safe to run on
-// every start, and must run again after upgrading this module.
+// gormaudit_next_version, gormaudit_refuse and gormaudit_refuse_change that
+// statements writing their own audit rows call. It is safe to run on every
+// start, and must run again after upgrading this module.
 //
 // The audits table has these indexes:
 //
@@ -34,6 +34,9 @@ func Migrate(ctx context.Context, db *gorm.DB) error {
 		}
 		if err := db.WithContext(ctx).Exec(refuseFunction).Error; err != nil {
 			return fmt.Errorf("audit: migrate: create gormaudit_refuse: %w", err)
+		}
+		if err := db.WithContext(ctx).Exec(refuseChangeFunction).Error; err != nil {
+			return fmt.Errorf("audit: migrate: create gormaudit_refuse_change: %w", err)
 		}
 	}
 	return nil

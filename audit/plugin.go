@@ -136,6 +136,9 @@ type model struct {
 	columnSQL                                []string
 	jsonText                                 []bool // a json (not jsonb) column, compared as jsonb
 	snapshotSQL, pkSQL, accountSQL, assocSQL string
+
+	// checkedSQL is columnSQL refusing the values recordField refuses.
+	checkedSQL []string
 }
 
 func (p *Plugin) resolveModels(db *gorm.DB) error {

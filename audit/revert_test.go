@@ -136,7 +136,7 @@ func TestRevertDryRun(t *testing.T) {
 		"config":       []any{map[string]any{"team": "db", "nested": map[string]any{"a": []any{1, 2}}}, map[string]any{"team": "sre", "escalate": true}},
 		"action_id":    []any{nil, "95facc8b-be6f-4d71-90af-f13c53126de6"},
 		"repeats_at":   []any{"2026-05-01T08:30:00.123456Z", nil},
-		"discarded_at": []any{snaps[4].DiscardedAt.Time.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano), nil},
+		"discarded_at": []any{snaps[4].DiscardedAt.Time.UTC().Format(time.RFC3339Nano), nil},
 	}, rp.Changes)
 
 	// The real revert writes exactly what the dry run announced.

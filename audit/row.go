@@ -79,7 +79,9 @@ type Audit struct {
 func (Audit) TableName() string { return TableName }
 
 // Changes is the audited_changes column: each audited column's value (create,
-// destroy) or its [old, new] pair (update), as JSON.
+// destroy) or its [old, new] pair (update), as JSON. Its text, in the
+// database and in JSON, has the keys in PostgreSQL's jsonb order (shorter
+// keys first, then bytewise), the order of the hosted endpoint's rows.
 type Changes map[string]json.RawMessage
 
 // Value implements driver.Valuer: the changes as a JSON text.
@@ -87,14 +89,22 @@ func (c Changes) Value() (driver.Value, error) {
 	if c == nil {
 		return "{}", nil
 	}
-	b, err := json.Marshal(map[string]json.RawMessage(c))
-	if err != nil {
-		return nil, fmt.Errorf("audit: encode audited_changes: %w", err)
-	}
-	return string(b), nil
+	return string(c.appendObject(nil, appendStored)), nil
 }
 
-// Scan implements sql.Scanner.
+// MarshalJSON renders the changes with their keys in jsonb order. A value
+// nested deeper than [MaxNestingDepth], which only rows written before the
+// limit can hold, is rendered as {"$too_deep": "<its JSON text>"} (see
+// [TooDeepKey]; for an update, each side of the pair on its own), so that
+// every row can be read by clients whose JSON parsers limit nesting.
+func (c Changes) MarshalJSON() ([]byte, error) {
+	if c == nil {
+		return []byte("null"), nil
+	}
+	return c.appendObject(nil, appendShown), nil
+}
+
+// Scan implements sql.Scanner. It reads values nested at any depth.
 func (c *Changes) Scan(src any) error {
 	var b []byte
 	switch v := src.(type) {
@@ -108,8 +118,8 @@ func (c *Changes) Scan(src any) error {
 	default:
 		return fmt.Errorf("audit: scan audited_changes from %T", src)
 	}
-	m := map[string]json.RawMessage{}
-	if err := json.Unmarshal(b, &m); err != nil {
+	m, err := splitObject(b)
+	if err != nil {
 		return fmt.Errorf("audit: decode audited_changes: %w", err)
 	}
 	*c = m
@@ -132,24 +142,42 @@ func (c Changes) Pair(column string) (old, new json.RawMessage, ok bool) {
 	if !present {
 		return nil, nil, false
 	}
-	var pair []json.RawMessage
-	if err := json.Unmarshal(raw, &pair); err != nil || len(pair) != 2 {
+	pair, isArray := splitArray(raw) // at any depth
+	if !isArray || len(pair) != 2 {
 		return nil, nil, false
 	}
 	return pair[0], pair[1], true
 }
 
-// MarshalJSON renders created_at as RFC 3339 in UTC with milliseconds, like
-// the hosted endpoint.
+// MarshalJSON renders the row in the audit-row format: created_at as RFC
+// 3339 in UTC with milliseconds, like the hosted endpoint, and the metadata
+// a row may lack (associated_id, associated_type, comment, remote_address,
+// request_uuid) as null when it is empty.
 func (a Audit) MarshalJSON() ([]byte, error) {
 	type plain Audit
+	orNull := func(s string) *string {
+		if s == "" {
+			return nil
+		}
+		return &s
+	}
 	return json.Marshal(struct {
 		plain
-		CreatedAt string `json:"created_at"`
-	}{plain: plain(a), CreatedAt: a.CreatedAt.UTC().Format(TimeFormat)})
+		AssociatedID   *string `json:"associated_id"`
+		AssociatedType *string `json:"associated_type"`
+		Comment        *string `json:"comment"`
+		RemoteAddress  *string `json:"remote_address"`
+		RequestUUID    *string `json:"request_uuid"`
+		CreatedAt      string  `json:"created_at"`
+	}{
+		plain: plain(a), AssociatedID: orNull(a.AssociatedID), AssociatedType: orNull(a.AssociatedType),
+		Comment: orNull(a.Comment), RemoteAddress: orNull(a.RemoteAddress), RequestUUID: orNull(a.RequestUUID),
+		CreatedAt: a.CreatedAt.UTC().Format(TimeFormat),
+	})
 }
 
-// UnmarshalJSON reads the form MarshalJSON writes.
+// UnmarshalJSON reads the form MarshalJSON writes; the metadata may be null
+// or a string, null reading as "".
 func (a *Audit) UnmarshalJSON(b []byte) error {
 	type plain Audit
 	var v struct {

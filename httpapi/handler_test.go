@@ -98,14 +98,43 @@ func TestResponseMatchesSeedRow(t *testing.T) {
 	for _, k := range []string{"associated_id", "associated_type", "comment", "remote_address", "request_uuid"} {
 		extra[k] = got[k]
 	}
-	want := map[string]any{"associated_id": rb.ID, "associated_type": runbooks.TypeRunbook, "comment": "", "remote_address": "", "request_uuid": ""}
+	want := map[string]any{"associated_id": rb.ID, "associated_type": runbooks.TypeRunbook, "comment": nil, "remote_address": nil, "request_uuid": nil}
 	if d := cmp.Diff(want, extra); d != "" {
 		t.Fatalf("extra fields (-want +got):\n%s", d)
+	}
+	// audited_changes keys come in the reference row's (jsonb) order.
+	var texts struct {
+		Data []struct {
+			AuditedChanges json.RawMessage `json:"audited_changes"`
+		} `json:"data"`
+		AuditedChanges json.RawMessage `json:"audited_changes"`
+	}
+	require.NoError(t, json.Unmarshal(res.body, &texts))
+	require.NoError(t, json.Unmarshal(raw, &texts))
+	if d := cmp.Diff(objectKeys(t, texts.AuditedChanges), objectKeys(t, texts.Data[0].AuditedChanges)); d != "" {
+		t.Fatalf("audited_changes key order (-seed +got):\n%s", d)
 	}
 	wantPage := map[string]any{"count": 1.0, "count_exact": true, "page": 1.0, "items": 1.0, "pages": 1.0, "last": 1.0, "prev": nil, "next": nil}
 	if d := cmp.Diff(wantPage, body.Pagination); d != "" {
 		t.Fatalf("pagination (-want +got):\n%s", d)
 	}
+}
+
+// objectKeys returns the keys of the JSON object b in their order.
+func objectKeys(t *testing.T, b []byte) []string {
+	t.Helper()
+	d := json.NewDecoder(bytes.NewReader(b))
+	_, err := d.Token() // {
+	require.NoError(t, err)
+	var keys []string
+	for d.More() {
+		k, err := d.Token()
+		require.NoError(t, err)
+		keys = append(keys, k.(string))
+		var skip json.RawMessage
+		require.NoError(t, d.Decode(&skip))
+	}
+	return keys
 }
 
 func TestOnlyGET(t *testing.T) {
