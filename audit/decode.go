@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	"gorm.io/gorm/schema"
@@ -173,11 +174,60 @@ func canonical(raw json.RawMessage) string {
 	if err := d.Decode(&v); err != nil {
 		return string(raw)
 	}
-	b, err := json.Marshal(v)
+	b, err := json.Marshal(exactNumbers(v))
 	if err != nil {
 		return string(raw)
 	}
 	return string(b)
+}
+
+// exactNumbers writes every number in v in one form (normNumber), so that
+// the same number written differently (1e+308 by Go, 1000…0 by
+// PostgreSQL's jsonb, 1.50 and 1.5) compares equal, and numbers that
+// differ, however little, do not.
+func exactNumbers(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		return json.Number(normNumber(x.String()))
+	case []any:
+		for i := range x {
+			x[i] = exactNumbers(x[i])
+		}
+	case map[string]any:
+		for k := range x {
+			x[k] = exactNumbers(x[k])
+		}
+	}
+	return v
+}
+
+// normNumber writes a JSON number literal exactly as digits and a power of
+// ten: "-15e-1" for -1.50, "1e308" for 1e+308 and 1000…0, "0" for zero.
+func normNumber(lit string) string {
+	sign := ""
+	if strings.HasPrefix(lit, "-") {
+		sign, lit = "-", lit[1:]
+	}
+	mant, exp := lit, 0
+	if i := strings.IndexAny(lit, "eE"); i >= 0 {
+		e, err := strconv.Atoi(strings.TrimPrefix(lit[i+1:], "+"))
+		if err != nil {
+			return sign + lit
+		}
+		mant, exp = lit[:i], e
+	}
+	if i := strings.IndexByte(mant, '.'); i >= 0 {
+		exp -= len(mant) - i - 1
+		mant = mant[:i] + mant[i+1:]
+	}
+	mant = strings.TrimLeft(mant, "0")
+	for strings.HasSuffix(mant, "0") {
+		mant, exp = mant[:len(mant)-1], exp+1
+	}
+	if mant == "" {
+		return "0"
+	}
+	return sign + mant + "e" + strconv.Itoa(exp)
 }
 
 // sameJSON reports whether two JSON values are equal once canonical.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"database/sql"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -97,7 +98,13 @@ func fromAudit(k kind, raw json.RawMessage) string {
 		}
 		switch k {
 		case kBytes:
-			return "x:" + hex.EncodeToString([]byte(s))
+			// Bytes are recorded in standard base64 (the audit package's
+			// documented encoding).
+			b, err := base64.StdEncoding.DecodeString(s)
+			if err != nil {
+				return bad
+			}
+			return "x:" + hex.EncodeToString(b)
 		case kTime:
 			t, err := time.Parse(time.RFC3339Nano, s)
 			if err != nil {

@@ -38,8 +38,7 @@
 //	TEST_DATABASE_URL='postgres://postgres@127.0.0.1:5432/test?sslmode=disable' go test -race ./internal/difftest/
 //	go test ./internal/difftest/ -run '^$' -fuzz FuzzDifferential -fuzztime 60s
 //
-// DIFFTEST_SEED=n reruns one seed; DIFFTEST_ALL=1 also draws the forms in
-// knownBroken (difftest_test.go), which diverge on the current code.
+// DIFFTEST_SEED=n reruns one seed.
 // TestDifferentialForms runs each form on its own and logs its outcomes.
 // gorm's clock is set to whole microseconds so that only the value-class
 // ops probe sub-microsecond times.
