@@ -134,6 +134,12 @@ type Pagination struct {
 	// Prev and Next are the neighbouring page numbers, nil at the ends.
 	Prev *int `json:"prev"`
 	Next *int `json:"next"`
+	// Truncated is true when rows of the page were left out to keep the
+	// response under the server's byte cap (Items is then below the page
+	// size); page numbers keep their meaning, so the next page does not
+	// hold them. Read large rows with [Client.Poll] or [Client.Watch],
+	// whose cursor resumes right after the last row received.
+	Truncated bool `json:"truncated,omitempty"`
 }
 
 // Page is one page of rows read by [Client.List].
@@ -356,7 +362,7 @@ func backoff(base, limit time.Duration, n int) time.Duration {
 }
 
 // APIError is a response of the endpoint other than 200, with its JSON
-// error body.
+// error body ([ErrorBody]).
 type APIError struct {
 	// StatusCode is the HTTP status, such as 400 or 503.
 	StatusCode int
@@ -375,6 +381,31 @@ func (e *APIError) Error() string {
 		return fmt.Sprintf("httpapi: %d %s", e.StatusCode, http.StatusText(e.StatusCode))
 	}
 	return fmt.Sprintf("httpapi: %d %s: %s", e.StatusCode, e.Code, e.Message)
+}
+
+// decodeAPIError reads an error body: the current [ErrorBody], or the
+// {"error": {"code", "message", "parameter"}} of earlier versions of the
+// endpoint.
+func decodeAPIError(status int, b []byte) *APIError {
+	ae := &APIError{StatusCode: status}
+	var body struct {
+		ErrorBody
+		Error json.RawMessage `json:"error"`
+	}
+	if json.Unmarshal(b, &body) != nil {
+		return ae
+	}
+	var legacy struct {
+		Code      string `json:"code"`
+		Message   string `json:"message"`
+		Parameter string `json:"parameter"`
+	}
+	if len(body.Error) > 0 && body.Error[0] == '{' && json.Unmarshal(body.Error, &legacy) == nil {
+		ae.Code, ae.Message, ae.Parameter = legacy.Code, legacy.Message, legacy.Parameter
+		return ae
+	}
+	ae.Code, ae.Message, ae.Parameter = body.Code, body.Message, body.Parameter
+	return ae
 }
 
 // maxResponse bounds a response body read by the client.
@@ -399,12 +430,7 @@ func (c *Client) get(ctx context.Context, v url.Values, out any) error {
 		return fmt.Errorf("httpapi: read response: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		ae := &APIError{StatusCode: resp.StatusCode}
-		var eb errorBody
-		if json.Unmarshal(b, &eb) == nil {
-			ae.Code, ae.Message, ae.Parameter = eb.Error.Code, eb.Error.Message, eb.Error.Parameter
-		}
-		return ae
+		return decodeAPIError(resp.StatusCode, b)
 	}
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		return fmt.Errorf("httpapi: response is %q, not JSON", ct)

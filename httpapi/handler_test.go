@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -108,16 +109,34 @@ func TestResponseMatchesSeedRow(t *testing.T) {
 	}
 }
 
-func TestOnlyGET(t *testing.T) {
+func TestOnlyGETAndHEAD(t *testing.T) {
 	t.Parallel()
 	e := setup(t, nil)
 	token := e.bot(t, 1)
-	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodHead, http.MethodOptions} {
+	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
 		res := e.do(t, m, token, "")
 		require.Equal(t, http.StatusMethodNotAllowed, res.status, m)
-		require.Equal(t, "GET", res.header.Get("Allow"), m)
+		require.Equal(t, "GET, HEAD", res.header.Get("Allow"), m)
+		var body ErrorBody
+		require.NoError(t, json.Unmarshal(res.body, &body), m)
+		require.Equal(t, "method_not_allowed", body.Code, m)
 	}
 	require.Equal(t, http.StatusOK, e.get(t, token, "").status)
+
+	// Through a server, HEAD answers GET's status and headers without a body.
+	srv := httptest.NewServer(e.h)
+	t.Cleanup(srv.Close)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodHead, srv.URL+"/v1/runbook_audits", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", token)
+	resp, err := srv.Client().Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+	require.Empty(t, b)
 }
 
 func TestAuthentication(t *testing.T) {
@@ -158,6 +177,13 @@ func TestAuthentication(t *testing.T) {
 		{"account disabled", "Bearer " + disabled, http.StatusForbidden, "audit_not_enabled"},
 		{"good", "Bearer " + good, http.StatusOK, ""},
 		{"good, lower-case scheme", "bearer " + good, http.StatusOK, ""},
+		{"good, upper-case scheme, spaces", "BEARER    " + good, http.StatusOK, ""},
+		{"good, two spaces", "Bearer  " + good, http.StatusOK, ""},
+		{"good, raw (API key)", good, http.StatusOK, ""},
+		{"raw, unknown", TokenPrefix + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", http.StatusUnauthorized, "unauthenticated"},
+		{"other scheme", "Token " + good, http.StatusUnauthorized, "unauthenticated"},
+		{"trailing word", "Bearer " + good + " x", http.StatusUnauthorized, "unauthenticated"},
+		{"leading space", " " + good, http.StatusUnauthorized, "unauthenticated"},
 	}
 	for _, c := range cases {
 		r, err := http.NewRequest(http.MethodGet, "/v1/runbook_audits", nil)
@@ -172,11 +198,11 @@ func TestAuthentication(t *testing.T) {
 			require.True(t, strings.HasPrefix(w.Header().Get("WWW-Authenticate"), "Bearer"), c.name)
 		}
 		if c.code != "" {
-			var body errorBody
+			var body ErrorBody
 			require.NoError(t, json.Unmarshal(w.Body.Bytes(), &body), c.name)
-			require.Equal(t, c.code, body.Error.Code, c.name)
+			require.Equal(t, c.code, body.Code, c.name)
 			if c.code == "audit_not_enabled" {
-				require.Contains(t, body.Error.Message, "must be enabled", c.name)
+				require.Contains(t, body.Message, "must be enabled", c.name)
 			}
 		}
 	}
@@ -400,8 +426,6 @@ func TestBadInput(t *testing.T) {
 	token := e.bot(t, 1)
 	long := strings.Repeat("a", 256)
 	cases := []struct{ query, param string }{
-		{"foo=1", "foo"},
-		{"Page=1", "Page"},
 		{"page=0", "page"},
 		{"page=-1", "page"},
 		{"page=1.5", "page"},
@@ -416,7 +440,6 @@ func TestBadInput(t *testing.T) {
 		{"per_page=+5", "per_page"},
 		{"page=5002&per_page=20", "page"},
 		{"sort=ascending", "sort"},
-		{"sort=ASC", "sort"},
 		{"auditable_type=Runbooks::Rule", "auditable_type"},
 		{"auditable_type=runbooks::step", "auditable_type"},
 		{"action=delete", "action"},
@@ -434,6 +457,7 @@ func TestBadInput(t *testing.T) {
 		{"after_id=0&cursor=c1AAAAAAAAAAAAAAAAAAAAAA", "cursor"},
 		{"after_id=0&page=2", "page"},
 		{"after_id=0&sort=desc", "sort"},
+		{"after_id=0&sort=DESC", "sort"},
 		{"cursor=garbage", "cursor"},
 		{"cursor=c1AAAA", "cursor"},
 		{"after_id=123456", "after_id"}, // no such row
@@ -442,11 +466,39 @@ func TestBadInput(t *testing.T) {
 	for _, c := range cases {
 		res := e.get(t, token, c.query)
 		require.Equal(t, http.StatusBadRequest, res.status, "?%s: %s", clip(c.query), res.body)
-		var body errorBody
+		var body ErrorBody
 		require.NoError(t, json.Unmarshal(res.body, &body), "?%s", clip(c.query))
-		require.Equal(t, "invalid_parameter", body.Error.Code)
-		require.Equal(t, c.param, body.Error.Parameter, "?%s: %s", clip(c.query), body.Error.Message)
-		require.Contains(t, body.Error.Message, c.param)
+		require.Equal(t, "invalid_parameter", body.Code)
+		require.Equal(t, c.param, body.Parameter, "?%s: %s", clip(c.query), body.Message)
+		require.Contains(t, body.Message, c.param)
 		require.NotContains(t, string(res.body), `"data"`, "no partial result")
+	}
+}
+
+// Unknown parameters are ignored, as the hosted endpoint ignores them,
+// unless Options.StrictParameters asks for a 400.
+func TestUnknownParameters(t *testing.T) {
+	t.Parallel()
+	lenient := setup(t, nil)
+	token := lenient.bot(t, 1)
+	require.NoError(t, lenient.w().Create(&runbooks.Runbook{AccountID: 1, Name: "r"}).Error)
+	want := lenient.list(t, token, "")
+	require.Len(t, want.Data, 1)
+	for _, q := range []string{"foo=1", "Page=1", "foo=1&foo=2", "access_token=" + token, url.QueryEscape(token) + "=x"} {
+		got := lenient.list(t, token, q)
+		if d := cmp.Diff(want, got); d != "" {
+			t.Fatalf("?%s (-without +with):\n%s", clip(q), d)
+		}
+	}
+
+	strict := setup(t, &Options{StrictParameters: true})
+	token = strict.bot(t, 1)
+	for q, param := range map[string]string{"foo=1": "foo", "Page=1": "Page", url.QueryEscape(token) + "=x": TokenPrefix + "…(redacted)"} {
+		res := strict.get(t, token, q)
+		require.Equal(t, http.StatusBadRequest, res.status, "?%s: %s", clip(q), res.body)
+		var body ErrorBody
+		require.NoError(t, json.Unmarshal(res.body, &body))
+		require.Equal(t, param, body.Parameter)
+		require.NotContains(t, string(res.body), token[len(TokenPrefix):])
 	}
 }
