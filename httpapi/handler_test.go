@@ -23,8 +23,9 @@ import (
 	"github.com/gormaudit/gormaudit/runbooks"
 )
 
-// seedStep is the step of ../shared/reference/seed-step-create.json, with a
-// generated id and runbook.
+// seedStep is the step of testdata/seed-step-create.json (a copy of the
+// hosted service's example row, shared/reference/seed-step-create.json; see
+// testdata/README.txt), with a generated id and runbook.
 func seedStep(runbookID string) runbooks.Step {
 	return runbooks.Step{
 		AccountID: 1,
@@ -73,8 +74,8 @@ func TestResponseMatchesSeedRow(t *testing.T) {
 		t.Fatalf("row fields (-want +got):\n%s", d)
 	}
 
-	raw, err := os.ReadFile("../../shared/reference/seed-step-create.json")
-	require.NoError(t, err, "the reference row lives in ../shared/reference beside the repository")
+	raw, err := os.ReadFile("testdata/seed-step-create.json")
+	require.NoError(t, err)
 	var seed map[string]any
 	require.NoError(t, json.Unmarshal(raw, &seed))
 
@@ -95,13 +96,14 @@ func TestResponseMatchesSeedRow(t *testing.T) {
 	if d := cmp.Diff(seed, seedFields); d != "" {
 		t.Fatalf("response row differs from seed-step-create.json (-seed +got):\n%s", d)
 	}
-	extra := map[string]any{}
-	for _, k := range []string{"associated_id", "associated_type", "comment", "remote_address", "request_uuid"} {
-		extra[k] = got[k]
-	}
-	want := map[string]any{"associated_id": rb.ID, "associated_type": runbooks.TypeRunbook, "comment": "", "remote_address": "", "request_uuid": ""}
+	extra := map[string]any{"associated_id": got["associated_id"], "associated_type": got["associated_type"]}
+	want := map[string]any{"associated_id": rb.ID, "associated_type": runbooks.TypeRunbook}
 	if d := cmp.Diff(want, extra); d != "" {
 		t.Fatalf("extra fields (-want +got):\n%s", d)
+	}
+	for _, k := range []string{"comment", "remote_address", "request_uuid"} {
+		// Absent metadata: "" in older versions of the row, null since.
+		require.Contains(t, []any{"", nil}, got[k], k)
 	}
 	wantPage := map[string]any{"count": 1.0, "count_exact": true, "page": 1.0, "items": 1.0, "pages": 1.0, "last": 1.0, "prev": nil, "next": nil}
 	if d := cmp.Diff(wantPage, body.Pagination); d != "" {
