@@ -65,7 +65,9 @@ func NewClient(endpoint, token string, opts ...ClientOption) (*Client, error) {
 // token's account.
 type Filters struct {
 	// AuditableType is "Runbooks::Runbook" or "Runbooks::Step". Defaults to
-	// both.
+	// the server's choice: for [Client.List] and [Client.All] without
+	// AuditableID or RunbookID, Runbooks::Step on a default [Handler] (as
+	// on the hosted endpoint); otherwise, and for polling, both types.
 	AuditableType string
 	// AuditableID is one record's id. Defaults to every record.
 	AuditableID string
