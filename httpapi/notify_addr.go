@@ -29,7 +29,11 @@ type AddressError struct {
 }
 
 func (e *AddressError) Error() string {
-	return fmt.Sprintf("httpapi: webhook host %s is %s, a loopback, private, link-local, multicast, shared or unspecified address", e.Host, e.Addr)
+	const what = "a loopback, private, link-local, multicast, shared or unspecified address"
+	if e.Host == e.Addr.String() {
+		return fmt.Sprintf("httpapi: webhook address %s is %s", e.Addr, what)
+	}
+	return fmt.Sprintf("httpapi: webhook host %s is %s, %s", e.Host, e.Addr, what)
 }
 
 // Unwrap returns [ErrForbiddenAddress].

@@ -92,11 +92,10 @@ func TestWebhookRebindingRefusedAtDelivery(t *testing.T) {
 		}
 	}
 	stop()
-	require.Contains(t, logs.String(), "loopback, private")
+	require.Contains(t, logs.String(), "webhook address 127.0.0.1 is a loopback, private")
 	arrived, _ := rc.got(sub.ID)
 	require.Empty(t, arrived, "nothing reached the loopback receiver")
 	subs, err := ListSubscribers(e.ctx, e.db, 1)
 	require.NoError(t, err)
-	require.Contains(t, subs[0].LastError, "127.0.0.1")
 	require.Zero(t, subs[0].CursorID, "the row is still to deliver")
 }
