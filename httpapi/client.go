@@ -127,9 +127,11 @@ type Pagination struct {
 	// limit when CountExact is false.
 	Count      int64 `json:"count"`
 	CountExact bool  `json:"count_exact"`
-	// Page is this page's number and Items the rows on it.
-	Page  int `json:"page"`
-	Items int `json:"items"`
+	// Page is this page's number, PerPage the page size it was read
+	// with, and Items the rows on it.
+	Page    int `json:"page"`
+	PerPage int `json:"per_page"`
+	Items   int `json:"items"`
 	// Pages and Last are the number of the last page.
 	Pages int64 `json:"pages"`
 	Last  int64 `json:"last"`
@@ -137,10 +139,11 @@ type Pagination struct {
 	Prev *int `json:"prev"`
 	Next *int `json:"next"`
 	// Truncated is true when rows of the page were left out to keep the
-	// response under the server's byte cap (Items is then below the page
-	// size); page numbers keep their meaning, so the next page does not
-	// hold them. Read large rows with [Client.Poll] or [Client.Watch],
-	// whose cursor resumes right after the last row received.
+	// response under the server's byte cap (Items is then below PerPage);
+	// page numbers keep their meaning, so the next page does not hold
+	// them. [Client.All] reads them one by one; [Client.Poll] and
+	// [Client.Watch] have no such gap, their cursor resuming right after
+	// the last row received.
 	Truncated bool `json:"truncated,omitempty"`
 }
 
@@ -180,7 +183,9 @@ func (c *Client) List(ctx context.Context, opts *ListOptions) (*Page, error) {
 }
 
 // All reads every page from opts.Page on, following pagination.next, and
-// yields their rows in order. It stops at the first error, which it yields
+// yields their rows in order. A page the server cut short to stay under its
+// byte cap is completed by reading its missing rows one at a time (a page
+// of one row is never cut). It stops at the first error, which it yields
 // with a zero row. Pages are read by number, so rows written while All runs
 // can shift them (newest first, a new row pushes one onto the next page and
 // it is yielded twice); to read a log that grows, and each row once, use
@@ -203,12 +208,36 @@ func (c *Client) All(ctx context.Context, opts *ListOptions) iter.Seq2[audit.Aud
 					return
 				}
 			}
+			if p.Pagination.Truncated && !c.rest(ctx, o, p.Pagination, yield) {
+				return
+			}
 			if p.Pagination.Next == nil {
 				return
 			}
 			o.Page = *p.Pagination.Next
 		}
 	}
+}
+
+// rest yields the rows cut from page pg, read as pages of one row, and
+// reports whether All should go on.
+func (c *Client) rest(ctx context.Context, o ListOptions, pg Pagination, yield func(audit.Audit, error) bool) bool {
+	first := (pg.Page-1)*pg.PerPage + pg.Items // 0-based offset of the first row cut
+	for off := first; off < pg.Page*pg.PerPage; off++ {
+		o.Page, o.PerPage = off+1, 1
+		one, err := c.List(ctx, &o)
+		if err != nil {
+			yield(audit.Audit{}, err)
+			return false
+		}
+		if len(one.Rows) == 0 {
+			return true // the page ended early: rows were deleted meanwhile
+		}
+		if !yield(one.Rows[0], nil) {
+			return false
+		}
+	}
+	return true
 }
 
 // PollResult is one read of the polling stream by [Client.Poll].

@@ -36,7 +36,7 @@
 //
 // Without cursor or after_id, the response is one page:
 //
-//	{"data": [rows], "pagination": {"count", "count_exact", "page", "items", "pages", "last", "prev", "next"}}
+//	{"data": [rows], "pagination": {"count", "count_exact", "page", "per_page", "items", "pages", "last", "prev", "next"}}
 //
 // ordered by created_at then id (sort=desc by default, or asc, in any
 // case), filtered by auditable_type, auditable_id, runbook_id (the
@@ -54,8 +54,9 @@
 // per_page rows. Page numbers keep their per_page meaning, so that count,
 // pages and next stay exact; a page cut short says so with
 // "truncated": true and its items, and the rows cut from it are on no other
-// page: read large rows by polling, whose cursor resumes right after the
-// last row a response held, or with a smaller per_page.
+// page: read them as pages of one row, which are never cut (page
+// (page-1)*per_page+items+1 and on, per_page=1; [Client.All] does), or
+// poll, whose cursor resumes right after the last row a response held.
 //
 // since is inclusive: a client polling by timestamp with the created_at of
 // the last row it saw gets that row again (and may miss rows that commit

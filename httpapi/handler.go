@@ -298,8 +298,8 @@ func (h *Handler) envelope(q *query, pg *page) listResponse {
 		return resp
 	}
 	pages := max(1, (pg.count+int64(q.PerPage)-1)/int64(q.PerPage))
-	pa := &Pagination{Count: pg.count, CountExact: pg.exact, Page: q.Page, Items: len(pg.rows), Pages: pages, Last: pages,
-		Truncated: pg.truncated}
+	pa := &Pagination{Count: pg.count, CountExact: pg.exact, Page: q.Page, PerPage: q.PerPage, Items: len(pg.rows),
+		Pages: pages, Last: pages, Truncated: pg.truncated}
 	if q.Page > 1 {
 		prev := min(q.Page-1, int(pages))
 		pa.Prev = &prev

@@ -105,7 +105,7 @@ func TestResponseMatchesSeedRow(t *testing.T) {
 		// Absent metadata: "" in older versions of the row, null since.
 		require.Contains(t, []any{"", nil}, got[k], k)
 	}
-	wantPage := map[string]any{"count": 1.0, "count_exact": true, "page": 1.0, "items": 1.0, "pages": 1.0, "last": 1.0, "prev": nil, "next": nil}
+	wantPage := map[string]any{"count": 1.0, "count_exact": true, "page": 1.0, "per_page": 20.0, "items": 1.0, "pages": 1.0, "last": 1.0, "prev": nil, "next": nil}
 	if d := cmp.Diff(wantPage, body.Pagination); d != "" {
 		t.Fatalf("pagination (-want +got):\n%s", d)
 	}
@@ -397,7 +397,7 @@ func TestPagination(t *testing.T) {
 
 	p1 := e.list(t, token, "")
 	require.Equal(t, ids(all[:20]), ids(p1.Data))
-	if d := cmp.Diff(&Pagination{Count: 30, CountExact: false, Page: 1, Items: 20, Pages: 2, Last: 2, Next: ptr(2)}, p1.Pagination); d != "" {
+	if d := cmp.Diff(&Pagination{Count: 30, CountExact: false, Page: 1, PerPage: 20, Items: 20, Pages: 2, Last: 2, Next: ptr(2)}, p1.Pagination); d != "" {
 		t.Fatalf("page 1, count capped at 30 (-want +got):\n%s", d)
 	}
 	p3 := e.list(t, token, "page=3")
@@ -413,7 +413,7 @@ func TestPagination(t *testing.T) {
 	small := e.list(t, token, "per_page=10&page=2&since=2024-01-01T00:00:18Z")
 	// rows 36..44: 9 rows, page 2 is empty but well-formed.
 	require.Empty(t, small.Data)
-	if d := cmp.Diff(&Pagination{Count: 9, CountExact: true, Page: 2, Items: 0, Pages: 1, Last: 1, Prev: ptr(1)}, small.Pagination); d != "" {
+	if d := cmp.Diff(&Pagination{Count: 9, CountExact: true, Page: 2, PerPage: 10, Items: 0, Pages: 1, Last: 1, Prev: ptr(1)}, small.Pagination); d != "" {
 		t.Fatalf("past the end (-want +got):\n%s", d)
 	}
 	asc := e.list(t, token, "per_page=100&sort=asc")

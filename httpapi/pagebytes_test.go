@@ -65,7 +65,7 @@ func TestPageBytes(t *testing.T) {
 	p := get("per_page=10&sort=asc&auditable_type=Runbooks::Step")
 	require.Less(t, len(p.Data), 10)
 	require.LessOrEqual(t, dataBytes(p.Data), maxBytes)
-	require.Equal(t, Pagination{Count: 13, CountExact: true, Page: 1, Items: len(p.Data), Pages: 2, Last: 2, Next: ptr(2), Truncated: true}, *p.Pagination)
+	require.Equal(t, Pagination{Count: 13, CountExact: true, Page: 1, PerPage: 10, Items: len(p.Data), Pages: 2, Last: 2, Next: ptr(2), Truncated: true}, *p.Pagination)
 	whole := get("per_page=2&sort=asc&auditable_type=Runbooks::Step")
 	require.False(t, whole.Pagination.Truncated, "two rows fit")
 	require.Equal(t, 2, whole.Pagination.Items)
@@ -93,11 +93,32 @@ func TestPageBytes(t *testing.T) {
 		t.Fatalf("polled rows (-stream +polled):\n%s", d)
 	}
 
-	// The Go client reports the cut.
-	page, err := e.client(t, token).List(t.Context(), &ListOptions{PerPage: 10, Ascending: true})
+	// The Go client reports the cut, and All reads the rows cut from
+	// every page: each row once, in order, on every page size.
+	c := e.client(t, token)
+	page, err := c.List(t.Context(), &ListOptions{PerPage: 10, Ascending: true})
 	require.NoError(t, err)
 	require.True(t, page.Pagination.Truncated)
 	require.Len(t, page.Rows, page.Pagination.Items)
+	var want []int64 // page by page of one row, which is never cut
+	for p := 1; ; p++ {
+		one := e.list(t, token, fmt.Sprintf("per_page=1&sort=asc&page=%d", p))
+		if len(one.Data) == 0 {
+			break
+		}
+		want = append(want, one.Data[0].ID)
+	}
+	require.Len(t, want, 14, "the runbook and its 13 steps")
+	for _, perPage := range []int{2, 3, 5, 10, 20} {
+		var got []int64
+		for row, err := range c.All(t.Context(), &ListOptions{PerPage: perPage, Ascending: true}) {
+			require.NoError(t, err)
+			got = append(got, row.ID)
+		}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Fatalf("All with per_page %d (-want +got):\n%s", perPage, d)
+		}
+	}
 }
 
 // TestPageBytesLargeRows reads 20 rows of 1 MB configs, the page that was
