@@ -12,8 +12,9 @@ import (
 	"github.com/gormaudit/gormaudit/runbooks"
 )
 
-// seedRow is ../shared/reference/seed-step-create.json, the hosted service's
-// example row: the golden output for creating its step.
+// seedRow is testdata/seed-step-create.json, a copy of the hosted service's
+// example row (shared/reference/seed-step-create.json, see
+// testdata/README.txt): the golden output for creating its step.
 type seedRow struct {
 	ID             int64          `json:"id"`
 	AccountID      int64          `json:"account_id"`
@@ -29,8 +30,8 @@ type seedRow struct {
 
 func readSeed(t *testing.T) seedRow {
 	t.Helper()
-	b, err := os.ReadFile("../../shared/reference/seed-step-create.json")
-	require.NoError(t, err, "the reference row lives in ../shared/reference beside the repository")
+	b, err := os.ReadFile("testdata/seed-step-create.json")
+	require.NoError(t, err)
 	var s seedRow
 	require.NoError(t, json.Unmarshal(b, &s))
 	return s

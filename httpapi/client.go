@@ -65,7 +65,9 @@ func NewClient(endpoint, token string, opts ...ClientOption) (*Client, error) {
 // token's account.
 type Filters struct {
 	// AuditableType is "Runbooks::Runbook" or "Runbooks::Step". Defaults to
-	// both.
+	// the server's choice: for [Client.List] and [Client.All] without
+	// AuditableID or RunbookID, Runbooks::Step on a default [Handler] (as
+	// on the hosted endpoint); otherwise, and for polling, both types.
 	AuditableType string
 	// AuditableID is one record's id. Defaults to every record.
 	AuditableID string
@@ -125,15 +127,24 @@ type Pagination struct {
 	// limit when CountExact is false.
 	Count      int64 `json:"count"`
 	CountExact bool  `json:"count_exact"`
-	// Page is this page's number and Items the rows on it.
-	Page  int `json:"page"`
-	Items int `json:"items"`
+	// Page is this page's number, PerPage the page size it was read
+	// with, and Items the rows on it.
+	Page    int `json:"page"`
+	PerPage int `json:"per_page"`
+	Items   int `json:"items"`
 	// Pages and Last are the number of the last page.
 	Pages int64 `json:"pages"`
 	Last  int64 `json:"last"`
 	// Prev and Next are the neighbouring page numbers, nil at the ends.
 	Prev *int `json:"prev"`
 	Next *int `json:"next"`
+	// Truncated is true when rows of the page were left out to keep the
+	// response under the server's byte cap (Items is then below PerPage);
+	// page numbers keep their meaning, so the next page does not hold
+	// them. [Client.All] reads them one by one; [Client.Poll] and
+	// [Client.Watch] have no such gap, their cursor resuming right after
+	// the last row received.
+	Truncated bool `json:"truncated,omitempty"`
 }
 
 // Page is one page of rows read by [Client.List].
@@ -172,7 +183,9 @@ func (c *Client) List(ctx context.Context, opts *ListOptions) (*Page, error) {
 }
 
 // All reads every page from opts.Page on, following pagination.next, and
-// yields their rows in order. It stops at the first error, which it yields
+// yields their rows in order. A page the server cut short to stay under its
+// byte cap is completed by reading its missing rows one at a time (a page
+// of one row is never cut). It stops at the first error, which it yields
 // with a zero row. Pages are read by number, so rows written while All runs
 // can shift them (newest first, a new row pushes one onto the next page and
 // it is yielded twice); to read a log that grows, and each row once, use
@@ -195,12 +208,36 @@ func (c *Client) All(ctx context.Context, opts *ListOptions) iter.Seq2[audit.Aud
 					return
 				}
 			}
+			if p.Pagination.Truncated && !c.rest(ctx, o, p.Pagination, yield) {
+				return
+			}
 			if p.Pagination.Next == nil {
 				return
 			}
 			o.Page = *p.Pagination.Next
 		}
 	}
+}
+
+// rest yields the rows cut from page pg, read as pages of one row, and
+// reports whether All should go on.
+func (c *Client) rest(ctx context.Context, o ListOptions, pg Pagination, yield func(audit.Audit, error) bool) bool {
+	first := (pg.Page-1)*pg.PerPage + pg.Items // 0-based offset of the first row cut
+	for off := first; off < pg.Page*pg.PerPage; off++ {
+		o.Page, o.PerPage = off+1, 1
+		one, err := c.List(ctx, &o)
+		if err != nil {
+			yield(audit.Audit{}, err)
+			return false
+		}
+		if len(one.Rows) == 0 {
+			return true // the page ended early: rows were deleted meanwhile
+		}
+		if !yield(one.Rows[0], nil) {
+			return false
+		}
+	}
+	return true
 }
 
 // PollResult is one read of the polling stream by [Client.Poll].
@@ -356,7 +393,7 @@ func backoff(base, limit time.Duration, n int) time.Duration {
 }
 
 // APIError is a response of the endpoint other than 200, with its JSON
-// error body.
+// error body ([ErrorBody]).
 type APIError struct {
 	// StatusCode is the HTTP status, such as 400 or 503.
 	StatusCode int
@@ -375,6 +412,31 @@ func (e *APIError) Error() string {
 		return fmt.Sprintf("httpapi: %d %s", e.StatusCode, http.StatusText(e.StatusCode))
 	}
 	return fmt.Sprintf("httpapi: %d %s: %s", e.StatusCode, e.Code, e.Message)
+}
+
+// decodeAPIError reads an error body: the current [ErrorBody], or the
+// {"error": {"code", "message", "parameter"}} of earlier versions of the
+// endpoint.
+func decodeAPIError(status int, b []byte) *APIError {
+	ae := &APIError{StatusCode: status}
+	var body struct {
+		ErrorBody
+		Error json.RawMessage `json:"error"`
+	}
+	if json.Unmarshal(b, &body) != nil {
+		return ae
+	}
+	var legacy struct {
+		Code      string `json:"code"`
+		Message   string `json:"message"`
+		Parameter string `json:"parameter"`
+	}
+	if len(body.Error) > 0 && body.Error[0] == '{' && json.Unmarshal(body.Error, &legacy) == nil {
+		ae.Code, ae.Message, ae.Parameter = legacy.Code, legacy.Message, legacy.Parameter
+		return ae
+	}
+	ae.Code, ae.Message, ae.Parameter = body.Code, body.Message, body.Parameter
+	return ae
 }
 
 // maxResponse bounds a response body read by the client.
@@ -399,12 +461,7 @@ func (c *Client) get(ctx context.Context, v url.Values, out any) error {
 		return fmt.Errorf("httpapi: read response: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		ae := &APIError{StatusCode: resp.StatusCode}
-		var eb errorBody
-		if json.Unmarshal(b, &eb) == nil {
-			ae.Code, ae.Message, ae.Parameter = eb.Error.Code, eb.Error.Message, eb.Error.Parameter
-		}
-		return ae
+		return decodeAPIError(resp.StatusCode, b)
 	}
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		return fmt.Errorf("httpapi: response is %q, not JSON", ct)

@@ -157,7 +157,7 @@ func TestClientListAndAll(t *testing.T) {
 	p, err := c.List(ctx, &ListOptions{PerPage: 4, Page: 2})
 	require.NoError(t, err)
 	require.Equal(t, newestFirst[4:8], ids(p.Rows))
-	require.Equal(t, Pagination{Count: 11, CountExact: true, Page: 2, Items: 4, Pages: 3, Last: 3, Prev: ptr(1), Next: ptr(3)}, p.Pagination)
+	require.Equal(t, Pagination{Count: 11, CountExact: true, Page: 2, PerPage: 4, Items: 4, Pages: 3, Last: 3, Prev: ptr(1), Next: ptr(3)}, p.Pagination)
 	require.Equal(t, "Runbooks::Runbook", p.Rows[0].AuditableType, "rows decode to audit.Audit")
 
 	var got []int64

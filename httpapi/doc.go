@@ -4,23 +4,26 @@
 //
 // # Mounting
 //
-// [NewHandler] returns an http.Handler; mount it wherever the service likes:
+// [NewHandler] returns an http.Handler; mount it wherever the service likes.
+// [Handler.Mount] routes a path and its OpenAPI document:
 //
 //	h, err := httpapi.NewHandler(db, nil) // nil: the defaults
 //	if err != nil { ... }
-//	mux.Handle("/v1/runbook_audits", h)
-//	mux.Handle("/runbookaudit", h)
+//	h.Mount(mux, "/v1/runbook_audits")     // and /v1/runbook_audits/openapi.json
+//	h.Mount(mux, "/runbookaudit")
 //
 // The database needs the tables of audit.Migrate and, for the default bot
-// token authentication, of [Migrate]. Only GET is served (other methods get
-// 405 with "Allow: GET"). The OpenAPI 3 document of the endpoint is
-// [OpenAPI]; the handler also serves it at its path followed by
-// "/openapi.json" when the mux routes that path to it.
+// token authentication, of [Migrate]. GET and HEAD are served (other
+// methods get 405 with "Allow: GET, HEAD"). The OpenAPI 3 document of the
+// endpoint is [OpenAPI]; the handler serves it, without authentication, at
+// its path followed by [OpenAPIPath].
 //
 // # Who may read
 //
 // Every request is authenticated by [Options.Authenticator]. The default
-// reads "Authorization: Bearer <token>" and checks bot tokens made by
+// reads the token from "Authorization: <token>" (the API-key form the
+// hosted endpoint's SDKs send) or "Authorization: Bearer <token>" (the
+// scheme in any case, then any run of spaces) and checks bot tokens made by
 // [IssueToken] (listed with [ListTokens], revoked with [RevokeToken]). Only
 // a SHA-256 hash of a token is stored; a token is shown once, when issued.
 // Missing, unknown and revoked tokens get 401 with a WWW-Authenticate
@@ -33,15 +36,32 @@
 //
 // Without cursor or after_id, the response is one page:
 //
-//	{"data": [rows], "pagination": {"count", "count_exact", "page", "items", "pages", "last", "prev", "next"}}
+//	{"data": [rows], "pagination": {"count", "count_exact", "page", "per_page", "items", "pages", "last", "prev", "next"}}
 //
-// ordered by created_at then id (sort=desc by default, or asc), filtered by
-// auditable_type, auditable_id, runbook_id (the runbook's rows and all of
-// its steps' rows), user_id, action, since (inclusive) and until
-// (exclusive). per_page defaults to 20, at most 100. Counting stops at
-// [Options.CountLimit] rows so that a large account costs no more than a
-// small one: above it, count is the limit and count_exact is false. Page
-// numbers reach [Options.MaxOffset] rows deep; read deeper by polling.
+// ordered by created_at then id (sort=desc by default, or asc, in any
+// case), filtered by auditable_type, auditable_id, runbook_id (the
+// runbook's rows and all of its steps' rows), user_id, action, since
+// (inclusive) and until (exclusive). As on the hosted endpoint, a page read
+// without auditable_type, auditable_id or runbook_id returns Runbooks::Step
+// rows only ([Options.DefaultAuditableType] changes that). per_page
+// defaults to 20, at most 100. Counting stops at [Options.CountLimit] rows
+// so that a large account costs no more than a small one: above it, count
+// is the limit and count_exact is false. Page numbers reach
+// [Options.MaxOffset] rows deep; read deeper by polling.
+//
+// A response holds at most [Options.MaxPageBytes] of encoded rows (1 MiB by
+// default; always at least one row), so a page may hold fewer than
+// per_page rows. Page numbers keep their per_page meaning, so that count,
+// pages and next stay exact; a page cut short says so with
+// "truncated": true and its items, and the rows cut from it are on no other
+// page: read them as pages of one row, which are never cut (page
+// (page-1)*per_page+items+1 and on, per_page=1; [Client.All] does), or
+// poll, whose cursor resumes right after the last row a response held.
+//
+// since is inclusive: a client polling by timestamp with the created_at of
+// the last row it saw gets that row again (and may miss rows that commit
+// late with an earlier created_at). To learn what changed, poll with the
+// cursor.
 //
 // # Polling
 //
@@ -74,10 +94,15 @@
 //
 // # Errors
 //
-// Every invalid parameter (unknown, repeated, empty, wrong type, out of
-// range, over 255 bytes) gets 400 with a JSON body naming it:
+// Every invalid parameter (repeated, empty, wrong type, out of range, over
+// 255 bytes) gets 400 with a JSON body naming it, which every known client
+// of the hosted endpoint reads ([ErrorBody]):
 //
-//	{"error": {"code": "invalid_parameter", "parameter": "per_page", "message": "..."}}
+//	{"message": "per_page: must be ...", "error": "per_page: must be ...", "code": "invalid_parameter",
+//	 "detail": "must be ...", "messages": ["per_page: must be ..."], "parameter": "per_page"}
+//
+// Unknown parameters are ignored, as the hosted endpoint ignores them;
+// [Options.StrictParameters] answers them with 400 instead.
 //
 // # Go client
 //
@@ -93,5 +118,8 @@
 // ([AddSubscriber]) to its webhook as a signed POST, in the polling stream's
 // order, retrying with exponential backoff and storing its cursor only
 // after a 2xx: at least once, in order per subscriber, nothing lost across
-// restarts. Receivers check deliveries with [VerifySignature].
+// restarts. Receivers check deliveries with [VerifySignature]. Webhook URLs
+// that are, or resolve to, loopback, private, link-local (cloud metadata),
+// multicast or unspecified addresses are refused when added and again at
+// every connection ([ErrForbiddenAddress]), unless explicitly allowed.
 package httpapi

@@ -158,6 +158,7 @@ func ExampleNotifier() {
 	db.WithContext(ctx).Create(&rb)
 	sub, err := httpapi.AddSubscriber(ctx, db, httpapi.SubscriberSpec{
 		AccountID: 1, URL: receiver.URL, RunbookID: rb.ID, Action: audit.ActionUpdate,
+		AllowPrivateNetworks: true, // this example's receiver is on loopback
 	})
 	if err != nil {
 		panic(err)
@@ -166,6 +167,7 @@ func ExampleNotifier() {
 
 	n, err := httpapi.NewNotifier(db, &httpapi.NotifierOptions{
 		PollInterval: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		AllowPrivateNetworks: true,
 	})
 	if err != nil {
 		panic(err)

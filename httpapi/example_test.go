@@ -54,7 +54,7 @@ func ExampleNewHandler() {
 		panic(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/v1/runbook_audits", h)
+	h.Mount(mux, "/v1/runbook_audits") // and /v1/runbook_audits/openapi.json
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"gorm.io/gorm"
 
 	"github.com/gormaudit/gormaudit/audit"
+	"github.com/gormaudit/gormaudit/runbooks"
 )
 
 // Options configures a [Handler]. The zero value, like a nil *Options, means
@@ -45,7 +47,33 @@ type Options struct {
 	// response reports count = CountLimit with count_exact = false.
 	// Defaults to 10,000.
 	CountLimit int
+
+	// DefaultAuditableType is the type of the rows a page read returns
+	// when it names no auditable_type, auditable_id or runbook_id.
+	// Defaults to "Runbooks::Step", as on the hosted endpoint, whose SDKs
+	// rely on it; [AllAuditableTypes] returns both types. The polling
+	// stream (after_id, cursor) is not narrowed by it: without
+	// auditable_type it carries both types, so that a watcher misses
+	// nothing.
+	DefaultAuditableType string
+
+	// StrictParameters answers unknown query parameters with 400. Defaults
+	// to false: they are ignored, as the hosted endpoint ignores them, so
+	// that clients of a newer API version keep working. Known parameters
+	// are always validated.
+	StrictParameters bool
+
+	// MaxPageBytes bounds the encoded rows of one response. A page or poll
+	// holds as many rows, up to per_page, as fit (and always at least one
+	// row, however large), so it may hold fewer than per_page rows; see
+	// the package documentation, "Pages", for how to read the rest.
+	// Defaults to 1 MiB.
+	MaxPageBytes int
 }
+
+// AllAuditableTypes, as [Options.DefaultAuditableType], makes page reads
+// without a type, record or runbook filter return both types.
+const AllAuditableTypes = "*"
 
 func (o *Options) withDefaults(db *gorm.DB) (Options, error) {
 	var v Options
@@ -70,6 +98,12 @@ func (o *Options) withDefaults(db *gorm.DB) (Options, error) {
 	if v.CountLimit == 0 {
 		v.CountLimit = 10_000
 	}
+	if v.DefaultAuditableType == "" {
+		v.DefaultAuditableType = runbooks.TypeStep
+	}
+	if v.MaxPageBytes == 0 {
+		v.MaxPageBytes = 1 << 20
+	}
 	switch {
 	case v.MaxPerPage < 1 || v.MaxPerPage > 1000:
 		return v, fmt.Errorf("httpapi: Options.MaxPerPage must be from 1 to 1000, not %d", v.MaxPerPage)
@@ -79,6 +113,11 @@ func (o *Options) withDefaults(db *gorm.DB) (Options, error) {
 		return v, fmt.Errorf("httpapi: Options.MaxOffset must not be negative, not %d", v.MaxOffset)
 	case v.CountLimit < 1:
 		return v, fmt.Errorf("httpapi: Options.CountLimit must be positive, not %d", v.CountLimit)
+	case v.DefaultAuditableType != AllAuditableTypes && !slices.Contains(auditableTypes, v.DefaultAuditableType):
+		return v, fmt.Errorf("httpapi: Options.DefaultAuditableType must be %q, %q or AllAuditableTypes, not %q",
+			auditableTypes[0], auditableTypes[1], v.DefaultAuditableType)
+	case v.MaxPageBytes < 0:
+		return v, fmt.Errorf("httpapi: Options.MaxPageBytes must be positive, not %d", v.MaxPageBytes)
 	}
 	return v, nil
 }
@@ -112,10 +151,25 @@ func NewHandler(db *gorm.DB, opts *Options) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Handler{
-		db: db, opts: o, postgres: pg, log: o.Logger,
-		lim: limits{defaultPerPage: o.DefaultPerPage, maxPerPage: o.MaxPerPage, maxOffset: o.MaxOffset},
-	}, nil
+	lim := limits{defaultPerPage: o.DefaultPerPage, maxPerPage: o.MaxPerPage, maxOffset: o.MaxOffset,
+		defaultType: o.DefaultAuditableType, strict: o.StrictParameters}
+	if lim.defaultType == AllAuditableTypes {
+		lim.defaultType = ""
+	}
+	return &Handler{db: db, opts: o, postgres: pg, log: o.Logger, lim: lim}, nil
+}
+
+// OpenAPIPath is what the handler serves its OpenAPI document at, after the
+// path it is mounted at.
+const OpenAPIPath = "/openapi.json"
+
+// Mount routes path and path + [OpenAPIPath] of mux to h, so that the
+// endpoint and its OpenAPI document are served together; call it once per
+// path the endpoint is reachable at.
+func (h *Handler) Mount(mux *http.ServeMux, path string) {
+	path = strings.TrimSuffix(path, "/")
+	mux.Handle(path, h)
+	mux.Handle(path+OpenAPIPath, h)
 }
 
 // isPostgres tells PostgreSQL from SQLite, the two supported databases.
@@ -130,11 +184,12 @@ func isPostgres(db *gorm.DB, caller string) (bool, error) {
 	}
 }
 
-// listResponse is the 200 body.
+// listResponse is the 200 body. Rows are encoded by the list, which
+// bounds their total size.
 type listResponse struct {
-	Data       []audit.Audit `json:"data"`
-	Pagination *Pagination   `json:"pagination,omitempty"`
-	Cursor     *cursorInfo   `json:"cursor,omitempty"`
+	Data       []json.RawMessage `json:"data"`
+	Pagination *Pagination       `json:"pagination,omitempty"`
+	Cursor     *cursorInfo       `json:"cursor,omitempty"`
 }
 
 type cursorInfo struct {
@@ -146,16 +201,6 @@ type cursorInfo struct {
 	// More is true when more rows are ready now.
 	More  bool `json:"more"`
 	Items int  `json:"items"`
-}
-
-type errorBody struct {
-	Error errorDetail `json:"error"`
-}
-
-type errorDetail struct {
-	Code      string `json:"code"`
-	Message   string `json:"message"`
-	Parameter string `json:"parameter,omitempty"`
 }
 
 // ServeHTTP implements http.Handler.
@@ -177,12 +222,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request) ([]slog.Attr, error) {
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", http.MethodGet)
-		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "only GET is allowed", "")
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "only GET and HEAD are allowed", "")
 		return nil, nil
 	}
-	if strings.HasSuffix(r.URL.Path, "/openapi.json") {
+	if strings.HasSuffix(r.URL.Path, OpenAPIPath) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(openAPIDoc)
@@ -192,7 +237,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) ([]slog.Attr, er
 	if err != nil {
 		if errors.Is(err, ErrUnauthenticated) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="runbook_audits"`)
-			writeError(w, http.StatusUnauthorized, "unauthenticated", "a valid bot token is required: Authorization: Bearer <token>", "")
+			writeError(w, http.StatusUnauthorized, "unauthenticated",
+				"a valid bot token is required: Authorization: <token> or Authorization: Bearer <token>", "")
 			return nil, err
 		}
 		writeError(w, http.StatusInternalServerError, "internal", "internal error", "")
@@ -217,7 +263,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) ([]slog.Attr, er
 	if err != nil {
 		var pe *ParamError
 		if errors.As(err, &pe) {
-			writeError(w, http.StatusBadRequest, "invalid_parameter", pe.Param+": "+pe.Reason, pe.Param)
+			writeError(w, http.StatusBadRequest, "invalid_parameter", pe.Reason, pe.Param)
 			return attrs, err
 		}
 		writeError(w, http.StatusInternalServerError, "internal", "internal error", "")
@@ -226,7 +272,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) ([]slog.Attr, er
 	pg, err := h.list(r.Context(), &q, p.AccountID)
 	if errors.Is(err, errAfterIDUnknown) {
 		writeError(w, http.StatusBadRequest, "invalid_parameter",
-			"after_id: is not the id of a row of this account's log", "after_id")
+			"is not the id of a row of this account's log", "after_id")
 		return attrs, err
 	}
 	if err != nil {
@@ -240,7 +286,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) ([]slog.Attr, er
 func (h *Handler) envelope(q *query, pg *page) listResponse {
 	resp := listResponse{Data: pg.rows}
 	if resp.Data == nil {
-		resp.Data = []audit.Audit{}
+		resp.Data = []json.RawMessage{}
 	}
 	if q.Polling() {
 		c := &cursorInfo{Next: encodeCursor(pg.next), More: pg.more, Items: len(pg.rows)}
@@ -252,7 +298,8 @@ func (h *Handler) envelope(q *query, pg *page) listResponse {
 		return resp
 	}
 	pages := max(1, (pg.count+int64(q.PerPage)-1)/int64(q.PerPage))
-	pa := &Pagination{Count: pg.count, CountExact: pg.exact, Page: q.Page, Items: len(pg.rows), Pages: pages, Last: pages}
+	pa := &Pagination{Count: pg.count, CountExact: pg.exact, Page: q.Page, PerPage: q.PerPage, Items: len(pg.rows),
+		Pages: pages, Last: pages, Truncated: pg.truncated}
 	if q.Page > 1 {
 		prev := min(q.Page-1, int(pages))
 		pa.Prev = &prev
@@ -263,22 +310,6 @@ func (h *Handler) envelope(q *query, pg *page) listResponse {
 	}
 	resp.Pagination = pa
 	return resp
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status = http.StatusInternalServerError
-		b = []byte(`{"error":{"code":"internal","message":"internal error"}}`)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
-}
-
-func writeError(w http.ResponseWriter, status int, code, msg, param string) {
-	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: msg, Parameter: param}})
 }
 
 // statusRecorder remembers the status written, for the request log.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -22,8 +23,9 @@ import (
 	"github.com/gormaudit/gormaudit/runbooks"
 )
 
-// seedStep is the step of ../shared/reference/seed-step-create.json, with a
-// generated id and runbook.
+// seedStep is the step of testdata/seed-step-create.json (a copy of the
+// hosted service's example row, shared/reference/seed-step-create.json; see
+// testdata/README.txt), with a generated id and runbook.
 func seedStep(runbookID string) runbooks.Step {
 	return runbooks.Step{
 		AccountID: 1,
@@ -72,8 +74,8 @@ func TestResponseMatchesSeedRow(t *testing.T) {
 		t.Fatalf("row fields (-want +got):\n%s", d)
 	}
 
-	raw, err := os.ReadFile("../../shared/reference/seed-step-create.json")
-	require.NoError(t, err, "the reference row lives in ../shared/reference beside the repository")
+	raw, err := os.ReadFile("testdata/seed-step-create.json")
+	require.NoError(t, err)
 	var seed map[string]any
 	require.NoError(t, json.Unmarshal(raw, &seed))
 
@@ -114,7 +116,7 @@ func TestResponseMatchesSeedRow(t *testing.T) {
 	if d := cmp.Diff(objectKeys(t, texts.AuditedChanges), objectKeys(t, texts.Data[0].AuditedChanges)); d != "" {
 		t.Fatalf("audited_changes key order (-seed +got):\n%s", d)
 	}
-	wantPage := map[string]any{"count": 1.0, "count_exact": true, "page": 1.0, "items": 1.0, "pages": 1.0, "last": 1.0, "prev": nil, "next": nil}
+	wantPage := map[string]any{"count": 1.0, "count_exact": true, "page": 1.0, "per_page": 20.0, "items": 1.0, "pages": 1.0, "last": 1.0, "prev": nil, "next": nil}
 	if d := cmp.Diff(wantPage, body.Pagination); d != "" {
 		t.Fatalf("pagination (-want +got):\n%s", d)
 	}
@@ -137,16 +139,34 @@ func objectKeys(t *testing.T, b []byte) []string {
 	return keys
 }
 
-func TestOnlyGET(t *testing.T) {
+func TestOnlyGETAndHEAD(t *testing.T) {
 	t.Parallel()
 	e := setup(t, nil)
 	token := e.bot(t, 1)
-	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodHead, http.MethodOptions} {
+	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
 		res := e.do(t, m, token, "")
 		require.Equal(t, http.StatusMethodNotAllowed, res.status, m)
-		require.Equal(t, "GET", res.header.Get("Allow"), m)
+		require.Equal(t, "GET, HEAD", res.header.Get("Allow"), m)
+		var body ErrorBody
+		require.NoError(t, json.Unmarshal(res.body, &body), m)
+		require.Equal(t, "method_not_allowed", body.Code, m)
 	}
 	require.Equal(t, http.StatusOK, e.get(t, token, "").status)
+
+	// Through a server, HEAD answers GET's status and headers without a body.
+	srv := httptest.NewServer(e.h)
+	t.Cleanup(srv.Close)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodHead, srv.URL+"/v1/runbook_audits", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", token)
+	resp, err := srv.Client().Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+	require.Empty(t, b)
 }
 
 func TestAuthentication(t *testing.T) {
@@ -187,6 +207,13 @@ func TestAuthentication(t *testing.T) {
 		{"account disabled", "Bearer " + disabled, http.StatusForbidden, "audit_not_enabled"},
 		{"good", "Bearer " + good, http.StatusOK, ""},
 		{"good, lower-case scheme", "bearer " + good, http.StatusOK, ""},
+		{"good, upper-case scheme, spaces", "BEARER    " + good, http.StatusOK, ""},
+		{"good, two spaces", "Bearer  " + good, http.StatusOK, ""},
+		{"good, raw (API key)", good, http.StatusOK, ""},
+		{"raw, unknown", TokenPrefix + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", http.StatusUnauthorized, "unauthenticated"},
+		{"other scheme", "Token " + good, http.StatusUnauthorized, "unauthenticated"},
+		{"trailing word", "Bearer " + good + " x", http.StatusUnauthorized, "unauthenticated"},
+		{"leading space", " " + good, http.StatusUnauthorized, "unauthenticated"},
 	}
 	for _, c := range cases {
 		r, err := http.NewRequest(http.MethodGet, "/v1/runbook_audits", nil)
@@ -201,11 +228,11 @@ func TestAuthentication(t *testing.T) {
 			require.True(t, strings.HasPrefix(w.Header().Get("WWW-Authenticate"), "Bearer"), c.name)
 		}
 		if c.code != "" {
-			var body errorBody
+			var body ErrorBody
 			require.NoError(t, json.Unmarshal(w.Body.Bytes(), &body), c.name)
-			require.Equal(t, c.code, body.Error.Code, c.name)
+			require.Equal(t, c.code, body.Code, c.name)
 			if c.code == "audit_not_enabled" {
-				require.Contains(t, body.Error.Message, "must be enabled", c.name)
+				require.Contains(t, body.Message, "must be enabled", c.name)
 			}
 		}
 	}
@@ -398,7 +425,7 @@ func TestPagination(t *testing.T) {
 
 	p1 := e.list(t, token, "")
 	require.Equal(t, ids(all[:20]), ids(p1.Data))
-	if d := cmp.Diff(&Pagination{Count: 30, CountExact: false, Page: 1, Items: 20, Pages: 2, Last: 2, Next: ptr(2)}, p1.Pagination); d != "" {
+	if d := cmp.Diff(&Pagination{Count: 30, CountExact: false, Page: 1, PerPage: 20, Items: 20, Pages: 2, Last: 2, Next: ptr(2)}, p1.Pagination); d != "" {
 		t.Fatalf("page 1, count capped at 30 (-want +got):\n%s", d)
 	}
 	p3 := e.list(t, token, "page=3")
@@ -414,7 +441,7 @@ func TestPagination(t *testing.T) {
 	small := e.list(t, token, "per_page=10&page=2&since=2024-01-01T00:00:18Z")
 	// rows 36..44: 9 rows, page 2 is empty but well-formed.
 	require.Empty(t, small.Data)
-	if d := cmp.Diff(&Pagination{Count: 9, CountExact: true, Page: 2, Items: 0, Pages: 1, Last: 1, Prev: ptr(1)}, small.Pagination); d != "" {
+	if d := cmp.Diff(&Pagination{Count: 9, CountExact: true, Page: 2, PerPage: 10, Items: 0, Pages: 1, Last: 1, Prev: ptr(1)}, small.Pagination); d != "" {
 		t.Fatalf("past the end (-want +got):\n%s", d)
 	}
 	asc := e.list(t, token, "per_page=100&sort=asc")
@@ -429,8 +456,6 @@ func TestBadInput(t *testing.T) {
 	token := e.bot(t, 1)
 	long := strings.Repeat("a", 256)
 	cases := []struct{ query, param string }{
-		{"foo=1", "foo"},
-		{"Page=1", "Page"},
 		{"page=0", "page"},
 		{"page=-1", "page"},
 		{"page=1.5", "page"},
@@ -445,7 +470,6 @@ func TestBadInput(t *testing.T) {
 		{"per_page=+5", "per_page"},
 		{"page=5002&per_page=20", "page"},
 		{"sort=ascending", "sort"},
-		{"sort=ASC", "sort"},
 		{"auditable_type=Runbooks::Rule", "auditable_type"},
 		{"auditable_type=runbooks::step", "auditable_type"},
 		{"action=delete", "action"},
@@ -463,6 +487,7 @@ func TestBadInput(t *testing.T) {
 		{"after_id=0&cursor=c1AAAAAAAAAAAAAAAAAAAAAA", "cursor"},
 		{"after_id=0&page=2", "page"},
 		{"after_id=0&sort=desc", "sort"},
+		{"after_id=0&sort=DESC", "sort"},
 		{"cursor=garbage", "cursor"},
 		{"cursor=c1AAAA", "cursor"},
 		{"after_id=123456", "after_id"}, // no such row
@@ -471,11 +496,39 @@ func TestBadInput(t *testing.T) {
 	for _, c := range cases {
 		res := e.get(t, token, c.query)
 		require.Equal(t, http.StatusBadRequest, res.status, "?%s: %s", clip(c.query), res.body)
-		var body errorBody
+		var body ErrorBody
 		require.NoError(t, json.Unmarshal(res.body, &body), "?%s", clip(c.query))
-		require.Equal(t, "invalid_parameter", body.Error.Code)
-		require.Equal(t, c.param, body.Error.Parameter, "?%s: %s", clip(c.query), body.Error.Message)
-		require.Contains(t, body.Error.Message, c.param)
+		require.Equal(t, "invalid_parameter", body.Code)
+		require.Equal(t, c.param, body.Parameter, "?%s: %s", clip(c.query), body.Message)
+		require.Contains(t, body.Message, c.param)
 		require.NotContains(t, string(res.body), `"data"`, "no partial result")
+	}
+}
+
+// Unknown parameters are ignored, as the hosted endpoint ignores them,
+// unless Options.StrictParameters asks for a 400.
+func TestUnknownParameters(t *testing.T) {
+	t.Parallel()
+	lenient := setup(t, nil)
+	token := lenient.bot(t, 1)
+	require.NoError(t, lenient.w().Create(&runbooks.Runbook{AccountID: 1, Name: "r"}).Error)
+	want := lenient.list(t, token, "")
+	require.Len(t, want.Data, 1)
+	for _, q := range []string{"foo=1", "Page=1", "foo=1&foo=2", "access_token=" + token, url.QueryEscape(token) + "=x"} {
+		got := lenient.list(t, token, q)
+		if d := cmp.Diff(want, got); d != "" {
+			t.Fatalf("?%s (-without +with):\n%s", clip(q), d)
+		}
+	}
+
+	strict := setup(t, &Options{StrictParameters: true})
+	token = strict.bot(t, 1)
+	for q, param := range map[string]string{"foo=1": "foo", "Page=1": "Page", url.QueryEscape(token) + "=x": TokenPrefix + "…(redacted)"} {
+		res := strict.get(t, token, q)
+		require.Equal(t, http.StatusBadRequest, res.status, "?%s: %s", clip(q), res.body)
+		var body ErrorBody
+		require.NoError(t, json.Unmarshal(res.body, &body))
+		require.Equal(t, param, body.Parameter)
+		require.NotContains(t, string(res.body), token[len(TokenPrefix):])
 	}
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -129,15 +130,15 @@ func resolveAfterID(ctx context.Context, db *gorm.DB, accountID, id int64) (posi
 
 // page is one response's rows and what the envelope says about them.
 type page struct {
-	rows  []audit.Audit
-	more  bool  // a further page exists
-	count int64 // page mode: matching rows, at most countLimit
-	exact bool  // page mode: count is exact
-	next  position
+	rows      []json.RawMessage // encoded audit rows
+	more      bool              // a further page exists, or more rows are ready
+	truncated bool              // page mode: rows of the page were left out to stay under MaxPageBytes
+	count     int64             // page mode: matching rows, at most countLimit
+	exact     bool              // page mode: count is exact
+	next      position
 }
 
 func (h *Handler) list(ctx context.Context, q *query, accountID int64) (*page, error) {
-	db := h.db.WithContext(ctx)
 	var s stmt
 	var from position
 	if q.Polling() {
@@ -155,24 +156,22 @@ func (h *Handler) list(ctx context.Context, q *query, accountID int64) (*page, e
 	} else {
 		s = pageStmt(q, accountID)
 	}
-	var rows []audit.Audit
-	if err := db.Raw(s.sql, s.args...).Scan(&rows).Error; err != nil {
-		return nil, fmt.Errorf("httpapi: list audits: %w", err)
-	}
-	pg := &page{rows: rows}
-	if len(rows) > q.PerPage {
-		pg.rows, pg.more = rows[:q.PerPage], true
+	pg, last, err := h.readRows(ctx, s, q.PerPage)
+	if err != nil {
+		return nil, err
 	}
 	if q.Polling() {
 		pg.next = from
-		if n := len(pg.rows); n > 0 {
-			last := pg.rows[n-1]
-			pg.next = position{TxID: last.TransactionID, ID: last.ID}
+		if last != nil {
+			pg.next = *last
 		}
+		pg.more = pg.more || pg.truncated
+		pg.truncated = false
 		return pg, nil
 	}
+	db := h.db.WithContext(ctx)
 	switch {
-	case q.Page == 1 && !pg.more:
+	case q.Page == 1 && !pg.more && !pg.truncated:
 		// The whole result is on this page: no need to count.
 		pg.count, pg.exact = int64(len(pg.rows)), true
 	default:
@@ -185,5 +184,51 @@ func (h *Handler) list(ctx context.Context, q *query, accountID int64) (*page, e
 			pg.count = int64(h.opts.CountLimit)
 		}
 	}
+	if pg.truncated {
+		// The rows after the cut were not read: the count tells whether
+		// a next page exists.
+		pg.more = !pg.exact || int64(q.Page)*int64(q.PerPage) < pg.count
+	}
 	return pg, nil
+}
+
+// readRows runs s, which selects up to perPage+1 rows, and encodes up to
+// perPage of them, stopping before the row that would take the encoded
+// rows past MaxPageBytes (the first row is always kept). Rows are read one
+// at a time, so that memory stays bounded by the cap and one row. It
+// returns the stream position of the last row kept, or nil when none was.
+func (h *Handler) readRows(ctx context.Context, s stmt, perPage int) (*page, *position, error) {
+	rows, err := h.db.WithContext(ctx).Raw(s.sql, s.args...).Rows()
+	if err != nil {
+		return nil, nil, fmt.Errorf("httpapi: list audits: %w", err)
+	}
+	defer rows.Close()
+	pg := &page{}
+	var last *position
+	size := 0
+	for rows.Next() {
+		if len(pg.rows) == perPage {
+			pg.more = true
+			break
+		}
+		var a audit.Audit
+		if err := h.db.ScanRows(rows, &a); err != nil {
+			return nil, nil, fmt.Errorf("httpapi: list audits: %w", err)
+		}
+		b, err := json.Marshal(a)
+		if err != nil {
+			return nil, nil, fmt.Errorf("httpapi: encode audit %d: %w", a.ID, err)
+		}
+		if len(pg.rows) > 0 && size+len(b)+1 > h.opts.MaxPageBytes {
+			pg.truncated = true
+			break
+		}
+		size += len(b) + 1 // and a comma
+		pg.rows = append(pg.rows, b)
+		last = &position{TxID: a.TransactionID, ID: a.ID}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("httpapi: list audits: %w", err)
+	}
+	return pg, last, nil
 }

@@ -85,6 +85,13 @@ type SubscriberSpec struct {
 	// Defaults to false: only rows that reach the polling stream after the
 	// subscriber is added.
 	FromStart bool
+	// AllowPrivateNetworks accepts a URL whose host is, or resolves to, a
+	// loopback, private, link-local, multicast, shared or unspecified
+	// address. Defaults to false: such a URL is refused with an error
+	// wrapping [ErrForbiddenAddress], and the host must resolve. The
+	// [Notifier] checks again at every delivery (see
+	// [NotifierOptions].AllowPrivateNetworks).
+	AllowPrivateNetworks bool
 }
 
 // ErrSubscriberNotFound is returned by [DeleteSubscriber] when the account
@@ -120,6 +127,11 @@ func AddSubscriber(ctx context.Context, db *gorm.DB, spec SubscriberSpec) (Subsc
 	}
 	if spec.Action != "" && !spec.Action.Valid() {
 		return Subscriber{}, errors.New(`httpapi: add subscriber: Action must be "create", "update" or "destroy"`)
+	}
+	if !spec.AllowPrivateNetworks {
+		if err := checkHost(ctx, u.Hostname()); err != nil {
+			return Subscriber{}, err
+		}
 	}
 	if spec.Secret == "" {
 		var b [32]byte

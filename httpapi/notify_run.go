@@ -25,8 +25,20 @@ import (
 type NotifierOptions struct {
 	// HTTPClient sends the deliveries. Defaults to a client with a 10
 	// second timeout that does not follow redirects (a redirect is not a
-	// delivery).
+	// delivery) nor use a proxy and, unless AllowPrivateNetworks is set,
+	// refuses to connect to an address that is not public (see
+	// [ErrForbiddenAddress]), checked at every connection, after DNS
+	// resolution. A client given here is used as is; unless
+	// AllowPrivateNetworks is set, the URL's host is still resolved and
+	// checked before each attempt, but a host whose DNS answer changes
+	// between that check and the connection is only caught by the
+	// default client.
 	HTTPClient *http.Client
+	// AllowPrivateNetworks lets deliveries reach loopback, private,
+	// link-local, multicast, shared and unspecified addresses. Defaults to
+	// false: a webhook URL is supplied by a customer, and must not reach
+	// the service's own network or its cloud's metadata endpoint.
+	AllowPrivateNetworks bool
 	// PollInterval is how often a subscriber that has received everything
 	// looks for new rows, and how often the list of subscribers is read
 	// again. Defaults to 1 second.
@@ -45,6 +57,10 @@ type NotifierOptions struct {
 	// receives secrets, nor URLs beyond their host (webhook URLs often
 	// carry a token in their path). Defaults to slog.Default().
 	Logger *slog.Logger
+
+	// guardedByClient is set when HTTPClient is the default client that
+	// checks addresses at connection time.
+	guardedByClient bool
 }
 
 func (o *NotifierOptions) withDefaults() (NotifierOptions, error) {
@@ -52,11 +68,17 @@ func (o *NotifierOptions) withDefaults() (NotifierOptions, error) {
 	if o != nil {
 		v = *o
 	}
-	if v.HTTPClient == nil {
+	v.guardedByClient = false
+	switch {
+	case v.HTTPClient != nil:
+	case v.AllowPrivateNetworks:
 		v.HTTPClient = &http.Client{
 			Timeout:       10 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
+	default:
+		v.HTTPClient = guardedClient(10 * time.Second)
+		v.guardedByClient = true
 	}
 	if v.PollInterval == 0 {
 		v.PollInterval = time.Second
@@ -365,6 +387,11 @@ func (n *Notifier) post(ctx context.Context, sub *Subscriber, rowID int64, body 
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sub.URL, bytes.NewReader(body))
 	if err != nil {
 		return errors.New("invalid subscriber URL")
+	}
+	if !n.opts.AllowPrivateNetworks && !n.opts.guardedByClient {
+		if err := checkHost(ctx, req.URL.Hostname()); err != nil {
+			return err
+		}
 	}
 	ts := time.Now().Unix()
 	req.Header.Set("Content-Type", "application/json")

@@ -128,6 +128,7 @@ func (rc *receiver) setRespond(f func(r *http.Request, sub, id int64) int) {
 func (rc *receiver) subscribe(t *testing.T, e *env, spec SubscriberSpec) Subscriber {
 	t.Helper()
 	spec.URL = rc.srv.URL + "/hooks/secret-path-token"
+	spec.AllowPrivateNetworks = true // the receiver is on loopback
 	sub, err := AddSubscriber(e.ctx, e.db, spec)
 	require.NoError(t, err)
 	rc.mu.Lock()
@@ -162,6 +163,7 @@ func testNotifierOptions() *NotifierOptions {
 	return &NotifierOptions{
 		PollInterval: 2 * time.Millisecond, RetryBase: time.Millisecond, RetryMax: 20 * time.Millisecond,
 		BatchSize: 10, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		AllowPrivateNetworks: true, // the receivers are on loopback
 	}
 }
 
@@ -503,9 +505,9 @@ func TestAddSubscriber(t *testing.T) {
 		_, err := AddSubscriber(e.ctx, e.db, spec)
 		require.Error(t, err, "%+v", spec)
 	}
-	a, err := AddSubscriber(e.ctx, e.db, SubscriberSpec{AccountID: 1, URL: "http://h/x"})
+	a, err := AddSubscriber(e.ctx, e.db, SubscriberSpec{AccountID: 1, URL: "http://h/x", AllowPrivateNetworks: true})
 	require.NoError(t, err)
-	b, err := AddSubscriber(e.ctx, e.db, SubscriberSpec{AccountID: 1, URL: "http://h/x", Secret: "mine"})
+	b, err := AddSubscriber(e.ctx, e.db, SubscriberSpec{AccountID: 1, URL: "http://h/x", Secret: "mine", AllowPrivateNetworks: true})
 	require.NoError(t, err)
 	require.Regexp(t, `^whsec_[A-Za-z0-9_-]{43}$`, a.Secret)
 	require.Equal(t, "mine", b.Secret)

@@ -83,6 +83,11 @@ type limits struct {
 	defaultPerPage int
 	maxPerPage     int
 	maxOffset      int
+	// defaultType is the auditable_type of a page read that names no
+	// type, record or runbook; "" for both types.
+	defaultType string
+	// strict rejects unknown parameters instead of ignoring them.
+	strict bool
 }
 
 var knownParams = map[string]bool{
@@ -112,6 +117,11 @@ func parseQuery(raw string, lim limits) (query, error) {
 			return query{}, paramErr("query", "malformed parameter name %q", shown(k))
 		}
 		if !knownParams[name] {
+			if !lim.strict {
+				// As the hosted endpoint does: a client may send
+				// parameters of a newer API version.
+				continue
+			}
 			// The name is echoed in the error and the request log: a
 			// token pasted into the query string must not be.
 			return query{}, paramErr(shown(name), "unknown parameter")
@@ -142,7 +152,7 @@ func parseQuery(raw string, lim limits) (query, error) {
 		}
 	}
 	if v, ok := seen["sort"]; ok {
-		switch v {
+		switch strings.ToLower(v) {
 		case "asc":
 			q.Desc = false
 		case "desc":
@@ -211,7 +221,7 @@ func parseQuery(raw string, lim limits) (query, error) {
 		if _, ok := seen["page"]; ok {
 			return query{}, paramErr("page", "cannot be combined with %s: polling has no pages", mode)
 		}
-		if seen["sort"] == "desc" {
+		if q.Desc && seen["sort"] != "" {
 			return query{}, paramErr("sort", "must be asc (or absent) with %s: polling reads oldest first", mode)
 		}
 		q.Desc = false
@@ -219,6 +229,9 @@ func parseQuery(raw string, lim limits) (query, error) {
 		return q, nil
 	}
 	q.Page = 1
+	if q.AuditableType == "" && q.AuditableID == "" && q.RunbookID == "" {
+		q.AuditableType = lim.defaultType
+	}
 	if v, ok := seen["page"]; ok {
 		if q.Page, err = intParam("page", v, 1, maxPage); err != nil {
 			return query{}, err

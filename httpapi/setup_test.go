@@ -44,6 +44,11 @@ func setup(t testing.TB, opts *Options) *env {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if opts.DefaultAuditableType == "" {
+		// Most tests read both types; TestHostedDefaults checks the
+		// hosted default, Runbooks::Step.
+		opts.DefaultAuditableType = AllAuditableTypes
+	}
 	h, err := NewHandler(db, opts)
 	require.NoError(t, err)
 	return &env{db: db, h: h, ctx: audit.WithActor(ctx, seedActor)}

@@ -177,25 +177,46 @@ func RevokeToken(ctx context.Context, db *gorm.DB, accountID, id int64) error {
 	return nil
 }
 
-// NewTokenAuthenticator returns the default [Authenticator]: it reads
-// "Authorization: Bearer <token>" and looks the token up in the table of
-// [Migrate]. Tokens are found by their SHA-256 hash, so the database never
-// sees or compares the secret, and the hash found is compared again in
-// constant time.
+// NewTokenAuthenticator returns the default [Authenticator]: it reads the
+// token from the Authorization header, either raw ("Authorization: <token>",
+// the API-key scheme of the hosted endpoint's SDKs) or as a bearer token
+// ("Authorization: Bearer <token>", the scheme name in any case, followed by
+// any run of spaces), and looks it up in the table of [Migrate]. Tokens are
+// found by their SHA-256 hash, so the database never sees or compares the
+// secret, and the hash found is compared again in constant time.
 func NewTokenAuthenticator(db *gorm.DB) Authenticator {
 	return &tokenAuthenticator{db: db}
 }
 
 type tokenAuthenticator struct{ db *gorm.DB }
 
+// maxTokenLen bounds the token read from the header; issued tokens are far
+// shorter.
+const maxTokenLen = 256
+
+// tokenFromHeader returns the token of an Authorization header value: the
+// whole value when it has no space (the API-key form), or what follows the
+// case-insensitive "Bearer" scheme and its spaces.
+func tokenFromHeader(v string) (string, bool) {
+	scheme, rest, spaced := strings.Cut(v, " ")
+	if !spaced {
+		return v, v != "" && len(v) <= maxTokenLen
+	}
+	secret := strings.TrimLeft(rest, " ")
+	if !strings.EqualFold(scheme, "Bearer") || secret == "" || len(secret) > maxTokenLen || strings.Contains(secret, " ") {
+		return "", false
+	}
+	return secret, true
+}
+
 func (a *tokenAuthenticator) Authenticate(r *http.Request) (Principal, error) {
 	h := r.Header.Values("Authorization")
 	if len(h) != 1 {
 		return Principal{}, fmt.Errorf("%w: expected one Authorization header", ErrUnauthenticated)
 	}
-	scheme, secret, ok := strings.Cut(h[0], " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" || len(secret) > 256 {
-		return Principal{}, fmt.Errorf("%w: expected Authorization: Bearer <token>", ErrUnauthenticated)
+	secret, ok := tokenFromHeader(h[0])
+	if !ok {
+		return Principal{}, fmt.Errorf("%w: expected Authorization: <token> or Authorization: Bearer <token>", ErrUnauthenticated)
 	}
 	sum := sha256.Sum256([]byte(secret))
 	var tok Token

@@ -15,6 +15,11 @@
 //	-database-url     PostgreSQL URL; overrides -db (default $DATABASE_URL)
 //	-demo-user-token  the demo user's token (default: a new random one)
 //	-demo-bot-token   the demo bot's token (default: a new random one)
+//	-read-header-timeout, -read-timeout, -write-timeout, -idle-timeout
+//	                  how long a client may take to send a request's
+//	                  headers, its whole request, how long a response may
+//	                  take, and how long an idle keep-alive connection is
+//	                  kept (defaults 5s, 30s, 60s, 120s)
 package main
 
 import (
@@ -48,6 +53,30 @@ type config struct {
 	databaseURL string
 	userToken   string
 	botToken    string
+	timeouts    timeouts
+}
+
+// timeouts bound how long a client can hold a connection, so that slow or
+// idle clients cannot exhaust the server.
+type timeouts struct {
+	readHeader, read, write, idle time.Duration
+}
+
+var defaultTimeouts = timeouts{readHeader: 5 * time.Second, read: 30 * time.Second, write: 60 * time.Second, idle: 120 * time.Second}
+
+// newHTTPServer returns the server for handler, with every timeout set: a
+// request whose headers or body trickle in, and a keep-alive connection
+// left idle, are closed.
+func newHTTPServer(handler http.Handler, t timeouts, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: t.readHeader,
+		ReadTimeout:       t.read,
+		WriteTimeout:      t.write,
+		IdleTimeout:       t.idle,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
 
 func main() {
@@ -78,6 +107,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		"token of the demo user, who edits runbooks (must start with \""+httpapi.TokenPrefix+"\"; default: a new random token)")
 	fs.StringVar(&cfg.botToken, "demo-bot-token", "",
 		"token of the demo bot, who reads the audit log (must start with \""+httpapi.TokenPrefix+"\"; default: a new random token)")
+	fs.DurationVar(&cfg.timeouts.readHeader, "read-header-timeout", defaultTimeouts.readHeader, "time a client has to send a request's headers")
+	fs.DurationVar(&cfg.timeouts.read, "read-timeout", defaultTimeouts.read, "time a client has to send a whole request, body included")
+	fs.DurationVar(&cfg.timeouts.write, "write-timeout", defaultTimeouts.write, "time from the end of a request's headers to the end of its response")
+	fs.DurationVar(&cfg.timeouts.idle, "idle-timeout", defaultTimeouts.idle, "time an idle keep-alive connection is kept open")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: runbookservice [flags]\n\n"+
 			"Serves an audited runbook API and the runbook audit endpoint, with a seeded demo account.\n\nFlags:\n")
@@ -85,6 +118,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
+	}
+	for _, d := range []time.Duration{cfg.timeouts.readHeader, cfg.timeouts.read, cfg.timeouts.write, cfg.timeouts.idle} {
+		if d <= 0 {
+			fmt.Fprintln(stderr, "runbookservice: timeouts must be positive")
+			return config{}, errors.New("timeouts must be positive")
+		}
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "runbookservice: unexpected arguments: %v\n", fs.Args())
@@ -125,7 +164,7 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := newHTTPServer(handler, cfg.timeouts, log)
 	base := "http://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "runbookservice listening on %s (database: %s)\n", base, where)
 	fmt.Fprintf(stdout, "demo user token (edits runbooks):  %s\n", demo.userToken)

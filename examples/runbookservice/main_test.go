@@ -217,10 +217,19 @@ func TestFlags(t *testing.T) {
 	var help bytes.Buffer
 	_, err := parseFlags([]string{"-h"}, &help)
 	require.ErrorIs(t, err, flag.ErrHelp)
-	for _, name := range []string{"-addr", "-db", "-database-url", "-demo-user-token", "-demo-bot-token"} {
+	for _, name := range []string{"-addr", "-db", "-database-url", "-demo-user-token", "-demo-bot-token",
+		"-read-header-timeout", "-read-timeout", "-write-timeout", "-idle-timeout"} {
 		require.Contains(t, help.String(), name)
 	}
-	cfg, err := parseFlags([]string{"-addr", ":9999", "-demo-bot-token", "gat_x"}, io.Discard)
+	cfg, err := parseFlags(nil, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, defaultTimeouts, cfg.timeouts)
+	cfg, err = parseFlags([]string{"-read-timeout", "2s"}, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, 2*time.Second, cfg.timeouts.read)
+	_, err = parseFlags([]string{"-idle-timeout", "0s"}, io.Discard)
+	require.Error(t, err)
+	cfg, err = parseFlags([]string{"-addr", ":9999", "-demo-bot-token", "gat_x"}, io.Discard)
 	require.NoError(t, err)
 	require.Equal(t, ":9999", cfg.addr)
 	require.Equal(t, "gat_x", cfg.botToken)

@@ -38,8 +38,8 @@ func newServer(db *gorm.DB, log *slog.Logger) (http.Handler, error) {
 	}
 	s := &server{db: db, users: httpapi.NewTokenAuthenticator(db), log: log}
 	mux := http.NewServeMux()
-	mux.Handle("/v1/runbook_audits", audits)
-	mux.Handle("/runbookaudit", audits)
+	audits.Mount(mux, "/v1/runbook_audits") // and /v1/runbook_audits/openapi.json
+	audits.Mount(mux, "/runbookaudit")
 	mux.Handle("POST /v1/runbooks", s.user(s.createRunbook))
 	mux.Handle("GET /v1/runbooks/{id}", s.user(s.getRunbook))
 	mux.Handle("PATCH /v1/runbooks/{id}", s.user(s.patchRunbook))
@@ -54,7 +54,8 @@ func newServer(db *gorm.DB, log *slog.Logger) (http.Handler, error) {
 	return mux, nil
 }
 
-// apiError is an error with its HTTP status.
+// apiError is an error with its HTTP status. param names the offending
+// body field or path parameter, and msg then says what is wrong with it.
 type apiError struct {
 	status      int
 	code, param string
@@ -75,12 +76,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// writeError answers with the audit endpoint's error body, so that one
+// client reads the errors of both.
 func writeError(w http.ResponseWriter, status int, code, msg, param string) {
-	body := map[string]string{"code": code, "message": msg}
-	if param != "" {
-		body["param"] = param
-	}
-	writeJSON(w, status, map[string]any{"error": body})
+	httpapi.WriteError(w, status, httpapi.NewErrorBody(code, msg, param))
 }
 
 // call is one authenticated request: the user's account and a context that
@@ -97,7 +96,8 @@ func (s *server) user(h func(http.ResponseWriter, *http.Request, call) error) ht
 		p, err := s.users.Authenticate(r)
 		if errors.Is(err, httpapi.ErrUnauthenticated) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="runbooks"`)
-			writeError(w, http.StatusUnauthorized, "unauthenticated", "a valid user token is required (Authorization: Bearer <token>)", "")
+			writeError(w, http.StatusUnauthorized, "unauthenticated",
+				"a valid user token is required (Authorization: <token> or Authorization: Bearer <token>)", "")
 			return
 		}
 		if err != nil {
@@ -127,11 +127,19 @@ func (s *server) user(h func(http.ResponseWriter, *http.Request, call) error) ht
 		case err == nil:
 		case errors.As(err, &ae):
 			writeError(w, ae.status, ae.code, ae.msg, ae.param)
+		case isRefusedValue(err):
+			writeError(w, http.StatusBadRequest, "invalid_value", "the database refused a value of the request", "")
 		default:
 			s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
 			writeError(w, http.StatusInternalServerError, "internal", "internal error", "")
 		}
 	})
+}
+
+// transaction runs fn in a transaction of the call's context, again when it
+// loses to a concurrent transaction (see retry).
+func (s *server) transaction(c call, fn func(tx *gorm.DB) error) error {
+	return retry(c.ctx, func() error { return s.db.WithContext(c.ctx).Transaction(fn) })
 }
 
 // decode reads a JSON object body into v, rejecting unknown fields.
@@ -143,9 +151,13 @@ func decode(r *http.Request, v any) error {
 		if errors.As(err, &mbe) {
 			return &apiError{status: http.StatusRequestEntityTooLarge, code: "too_large", msg: "the body is over 1 MiB"}
 		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return &apiError{status: http.StatusRequestTimeout, code: "request_timeout", msg: "the body did not arrive in time"}
+		}
 		var ute *json.UnmarshalTypeError
 		if errors.As(err, &ute) {
-			return badRequest(ute.Field, "%s must be a JSON %s", ute.Field, ute.Type)
+			return badRequest(ute.Field, "must be a JSON %s", ute.Type)
 		}
 		if errors.Is(err, io.EOF) {
 			return badRequest("", "a JSON object body is required")
@@ -161,7 +173,7 @@ func decode(r *http.Request, v any) error {
 func pathID(r *http.Request, name string) (string, error) {
 	id := r.PathValue(name)
 	if !uuid.Valid(id) {
-		return "", &apiError{status: http.StatusNotFound, code: "not_found", param: name, msg: name + " is not a known UUID"}
+		return "", &apiError{status: http.StatusNotFound, code: "not_found", param: name, msg: "is not a known UUID"}
 	}
 	return strings.ToLower(id), nil
 }
@@ -189,17 +201,20 @@ type runbookInput struct {
 func (in runbookInput) changes(creating bool) (map[string]any, error) {
 	m := map[string]any{}
 	if in.Name != nil {
-		name := strings.TrimSpace(*in.Name)
-		if name == "" || len(name) > 255 {
-			return nil, badRequest("name", "name must be 1 to 255 characters")
+		name, err := nameOf(*in.Name)
+		if err != nil {
+			return nil, err
 		}
 		m["name"] = name
 	} else if creating {
-		return nil, badRequest("name", "name is required")
+		return nil, badRequest("name", "is required")
 	}
 	if in.Description != nil {
+		if err := checkText("description", *in.Description); err != nil {
+			return nil, err
+		}
 		if len(*in.Description) > 10_000 {
-			return nil, badRequest("description", "description must be at most 10000 characters")
+			return nil, badRequest("description", "must be at most 10000 characters")
 		}
 		m["description"] = *in.Description
 	}
@@ -213,13 +228,22 @@ func (in runbookInput) changes(creating bool) (map[string]any, error) {
 	return m, nil
 }
 
+// nameOf validates a runbook's or a step's name and returns it trimmed.
+func nameOf(raw string) (string, error) {
+	name := strings.TrimSpace(raw)
+	if name == "" || len(name) > 255 {
+		return "", badRequest("name", "must be 1 to 255 characters")
+	}
+	return name, checkText("name", name)
+}
+
 func nullableUUID(param string, raw json.RawMessage) (*string, error) {
 	if string(raw) == "null" {
 		return nil, nil
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil || !uuid.Valid(s) {
-		return nil, badRequest(param, "%s must be a UUID or null", param)
+		return nil, badRequest(param, "must be a UUID or null")
 	}
 	s = strings.ToLower(s)
 	return &s, nil
@@ -241,7 +265,8 @@ func (s *server) createRunbook(w http.ResponseWriter, r *http.Request, c call) e
 	if o, ok := m["owner_id"].(*string); ok {
 		rb.OwnerID = o
 	}
-	if err := s.db.WithContext(c.ctx).Create(&rb).Error; err != nil {
+	err = retry(c.ctx, func() error { return s.db.WithContext(c.ctx).Create(&rb).Error })
+	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusCreated, rb)
@@ -270,7 +295,8 @@ func (s *server) patchRunbook(w http.ResponseWriter, r *http.Request, c call) er
 		return err
 	}
 	var rb runbooks.Runbook
-	err = s.db.WithContext(c.ctx).Transaction(func(tx *gorm.DB) error {
+	err = s.transaction(c, func(tx *gorm.DB) error {
+		var err error
 		if rb, err = s.runbookOf(r, c, tx); err != nil {
 			return err
 		}
@@ -287,7 +313,7 @@ func (s *server) patchRunbook(w http.ResponseWriter, r *http.Request, c call) er
 }
 
 func (s *server) deleteRunbook(w http.ResponseWriter, r *http.Request, c call) error {
-	err := s.db.WithContext(c.ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(c, func(tx *gorm.DB) error {
 		rb, err := s.runbookOf(r, c, tx)
 		if err != nil {
 			return err
@@ -321,17 +347,17 @@ type stepInput struct {
 func (in stepInput) changes(creating bool) (map[string]any, error) {
 	m := map[string]any{}
 	if in.Name != nil {
-		name := strings.TrimSpace(*in.Name)
-		if name == "" || len(name) > 255 {
-			return nil, badRequest("name", "name must be 1 to 255 characters")
+		name, err := nameOf(*in.Name)
+		if err != nil {
+			return nil, err
 		}
 		m["name"] = name
 	} else if creating {
-		return nil, badRequest("name", "name is required")
+		return nil, badRequest("name", "is required")
 	}
 	if in.Position != nil {
 		if *in.Position < 0 || *in.Position > 10_000 {
-			return nil, badRequest("position", "position must be from 0 to 10000")
+			return nil, badRequest("position", "must be from 0 to 10000")
 		}
 		m["position"] = *in.Position
 	}
@@ -350,7 +376,10 @@ func (in stepInput) changes(creating bool) (map[string]any, error) {
 			continue
 		}
 		if t := strings.TrimSpace(string(*raw)); !strings.HasPrefix(t, "{") && !strings.HasPrefix(t, "[") {
-			return nil, badRequest(param, "%s must be a JSON object, array or null", param)
+			return nil, badRequest(param, "must be a JSON object, array or null")
+		}
+		if err := checkJSON(param, *raw); err != nil {
+			return nil, err
 		}
 		m[param] = runbooks.JSON(*raw)
 	}
@@ -364,7 +393,7 @@ func (in stepInput) changes(creating bool) (map[string]any, error) {
 	if in.DelayDuration != nil {
 		d, err := runbooks.ParseDuration(*in.DelayDuration)
 		if err != nil || d < 0 {
-			return nil, badRequest("delay_duration", "delay_duration must be a non-negative ISO 8601 duration such as PT5M")
+			return nil, badRequest("delay_duration", "must be a non-negative ISO 8601 duration such as PT5M")
 		}
 		m["delay_duration"] = d
 	}
@@ -374,11 +403,11 @@ func (in stepInput) changes(creating bool) (map[string]any, error) {
 		} else {
 			var text string
 			if err := json.Unmarshal(*in.RepeatsDuration, &text); err != nil {
-				return nil, badRequest("repeats_duration", "repeats_duration must be an ISO 8601 duration or null")
+				return nil, badRequest("repeats_duration", "must be an ISO 8601 duration or null")
 			}
 			d, err := runbooks.ParseDuration(text)
 			if err != nil || d <= 0 {
-				return nil, badRequest("repeats_duration", "repeats_duration must be a positive ISO 8601 duration or null")
+				return nil, badRequest("repeats_duration", "must be a positive ISO 8601 duration or null")
 			}
 			m["repeats_duration"] = d
 		}
@@ -396,7 +425,7 @@ func (s *server) createStep(w http.ResponseWriter, r *http.Request, c call) erro
 		return err
 	}
 	var step runbooks.Step
-	err = s.db.WithContext(c.ctx).Transaction(func(tx *gorm.DB) error {
+	err = s.transaction(c, func(tx *gorm.DB) error {
 		rb, err := s.runbookOf(r, c, tx)
 		if err != nil {
 			return err
@@ -451,7 +480,8 @@ func (s *server) patchStep(w http.ResponseWriter, r *http.Request, c call) error
 		return err
 	}
 	var step runbooks.Step
-	err = s.db.WithContext(c.ctx).Transaction(func(tx *gorm.DB) error {
+	err = s.transaction(c, func(tx *gorm.DB) error {
+		var err error
 		if step, err = s.stepOf(r, c, tx); err != nil {
 			return err
 		}
@@ -461,7 +491,13 @@ func (s *server) patchStep(w http.ResponseWriter, r *http.Request, c call) error
 		if err := tx.Model(&step).Updates(m).Error; err != nil {
 			return err
 		}
-		return tx.Take(&step, "id = ?", step.ID).Error
+		err = tx.Take(&step, "id = ?", step.ID).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			// Deleted (by a revert, say) after stepOf read it: the
+			// update found no row to change.
+			return errNotFound
+		}
+		return err
 	})
 	if err != nil {
 		return err
@@ -471,7 +507,7 @@ func (s *server) patchStep(w http.ResponseWriter, r *http.Request, c call) error
 }
 
 func (s *server) deleteStep(w http.ResponseWriter, r *http.Request, c call) error {
-	err := s.db.WithContext(c.ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(c, func(tx *gorm.DB) error {
 		step, err := s.stepOf(r, c, tx)
 		if err != nil {
 			return err
@@ -508,25 +544,30 @@ func (s *server) revertRunbook(w http.ResponseWriter, r *http.Request, c call) e
 	if in.DryRun {
 		opts = []audit.Option{audit.InAccount(c.account), audit.DryRun(&plan)}
 	}
+	var revert func() error
 	if in.Version != nil {
 		if *in.Version < 1 {
-			return badRequest("version", "version must be a positive integer")
+			return badRequest("version", "must be a positive integer")
 		}
-		err = runbooks.RevertToVersion(c.ctx, s.db, id, *in.Version, opts...)
+		revert = func() error { return runbooks.RevertToVersion(c.ctx, s.db, id, *in.Version, opts...) }
 	} else {
 		at, perr := time.Parse(time.RFC3339Nano, *in.At)
 		if perr != nil {
-			return badRequest("at", "at must be an RFC 3339 time such as 2026-11-25T12:00:00Z")
+			return badRequest("at", "must be an RFC 3339 time such as 2026-11-25T12:00:00Z")
 		}
-		err = runbooks.Revert(c.ctx, s.db, id, at, opts...)
+		revert = func() error { return runbooks.Revert(c.ctx, s.db, id, at, opts...) }
 	}
+	err = retry(c.ctx, func() error {
+		plan = audit.Plan{} // what a lost attempt reported was rolled back
+		return revert()
+	})
 	switch {
 	case errors.Is(err, audit.ErrNotFound), errors.Is(err, audit.ErrOtherAccount):
 		return errNotFound
 	case errors.Is(err, audit.ErrVersionNotFound):
-		return &apiError{status: http.StatusUnprocessableEntity, code: "version_not_found", param: "version", msg: "that version is not in the runbook's history"}
+		return &apiError{status: http.StatusUnprocessableEntity, code: "version_not_found", param: "version", msg: "is not in the runbook's history"}
 	case errors.Is(err, runbooks.ErrRunbookAbsent):
-		return &apiError{status: http.StatusUnprocessableEntity, code: "runbook_absent", param: "at", msg: "the runbook did not exist at that moment"}
+		return &apiError{status: http.StatusUnprocessableEntity, code: "runbook_absent", param: "at", msg: "is before the runbook existed"}
 	case errors.Is(err, audit.ErrSchemaDrift), errors.Is(err, audit.ErrHistoryGap):
 		return &apiError{status: http.StatusConflict, code: "history_mismatch", msg: err.Error()}
 	case err != nil:

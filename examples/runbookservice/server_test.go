@@ -93,3 +93,18 @@ func TestBadInputGetsA4xxJSONError(t *testing.T) {
 	require.NoError(t, db.Model(&audit.Audit{}).Count(&after).Error)
 	require.Equal(t, before, after)
 }
+
+// TestOpenAPIOnEveryMount requires the audit endpoint's OpenAPI document
+// beside both of its paths.
+func TestOpenAPIOnEveryMount(t *testing.T) {
+	srv, _, _, _ := inProcess(t)
+	for _, p := range []string{"/v1/runbook_audits/openapi.json", "/runbookaudit/openapi.json"} {
+		resp, err := srv.Client().Get(srv.URL + p)
+		require.NoError(t, err)
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode, p)
+		require.JSONEq(t, string(httpapi.OpenAPI()), string(b), p)
+	}
+}

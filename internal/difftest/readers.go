@@ -38,7 +38,7 @@ func checkReaders(t testing.TB, e *Env) error {
 			want[a.AccountID] = append(want[a.AccountID], a)
 		}
 	}
-	h, err := httpapi.NewHandler(e.DB, &httpapi.Options{Logger: quiet})
+	h, err := httpapi.NewHandler(e.DB, &httpapi.Options{Logger: quiet, DefaultAuditableType: httpapi.AllAuditableTypes})
 	if err != nil {
 		return err
 	}
@@ -152,11 +152,11 @@ func checkNotifier(t testing.TB, e *Env, want map[int64][]auditRow) error {
 		if !e.recorded(acct) {
 			continue
 		}
-		if _, err := httpapi.AddSubscriber(e.Ctx, e.DB, httpapi.SubscriberSpec{AccountID: acct, URL: srv.URL, FromStart: true}); err != nil {
+		if _, err := httpapi.AddSubscriber(e.Ctx, e.DB, httpapi.SubscriberSpec{AccountID: acct, URL: srv.URL, FromStart: true, AllowPrivateNetworks: true}); err != nil {
 			return err
 		}
 	}
-	n, err := httpapi.NewNotifier(e.DB, &httpapi.NotifierOptions{PollInterval: 10 * time.Millisecond, RetryBase: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, Logger: quiet})
+	n, err := httpapi.NewNotifier(e.DB, &httpapi.NotifierOptions{PollInterval: 10 * time.Millisecond, RetryBase: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, Logger: quiet, AllowPrivateNetworks: true})
 	if err != nil {
 		return err
 	}
