@@ -88,9 +88,15 @@ func checkText(param, s string) error {
 	return nil
 }
 
-// checkJSON refuses a JSON document with a NUL character in a string or a
-// key: PostgreSQL's jsonb cannot store \u0000.
+// checkJSON refuses a JSON document nested deeper than the audit log
+// records (audit.MaxNestingDepth: 422), or with a NUL character in a string
+// or a key: PostgreSQL's jsonb cannot store \u0000 (400).
 func checkJSON(param string, raw json.RawMessage) error {
+	// Checked first: a document too deep for the audit log (and for
+	// encoding/json beyond 10,000 levels) is refused before it is parsed.
+	if err := audit.CheckNesting(raw); err != nil {
+		return &apiError{status: http.StatusUnprocessableEntity, code: "unsupported_value", param: param, msg: err.Error()}
+	}
 	var v any
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return badRequest(param, "must be valid JSON")

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"time"
 
 	"gorm.io/gorm"
 
@@ -48,6 +47,7 @@ func newServer(db *gorm.DB, log *slog.Logger) (http.Handler, error) {
 	mux.Handle("PATCH /v1/runbooks/{id}/steps/{step_id}", s.user(s.patchStep))
 	mux.Handle("DELETE /v1/runbooks/{id}/steps/{step_id}", s.user(s.deleteStep))
 	mux.Handle("POST /v1/runbooks/{id}/revert", s.user(s.revertRunbook))
+	mux.Handle("POST /v1/runbooks/{id}/steps/{step_id}/revert", s.user(s.revertStep))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such route: "+r.Method+" "+r.URL.Path, "")
 	})
@@ -123,10 +123,13 @@ func (s *server) user(h func(http.ResponseWriter, *http.Request, call) error) ht
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		err = h(w, r, call{account: p.AccountID, ctx: ctx})
 		var ae *apiError
+		var ve *audit.ValueError
 		switch {
 		case err == nil:
 		case errors.As(err, &ae):
 			writeError(w, ae.status, ae.code, ae.msg, ae.param)
+		case errors.As(err, &ve):
+			writeError(w, http.StatusUnprocessableEntity, "unsupported_value", ve.Error(), ve.Column)
 		case isRefusedValue(err):
 			writeError(w, http.StatusBadRequest, "invalid_value", "the database refused a value of the request", "")
 		default:
@@ -518,64 +521,5 @@ func (s *server) deleteStep(w http.ResponseWriter, r *http.Request, c call) erro
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-type revertInput struct {
-	Version *int    `json:"version"`
-	At      *string `json:"at"`
-	DryRun  bool    `json:"dry_run"`
-}
-
-func (s *server) revertRunbook(w http.ResponseWriter, r *http.Request, c call) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	var in revertInput
-	if err := decode(r, &in); err != nil {
-		return err
-	}
-	if (in.Version == nil) == (in.At == nil) {
-		return badRequest("version", `give exactly one of "version" and "at"`)
-	}
-	var plan audit.Plan
-	opts := []audit.Option{audit.InAccount(c.account), audit.ReportTo(&plan)}
-	if in.DryRun {
-		opts = []audit.Option{audit.InAccount(c.account), audit.DryRun(&plan)}
-	}
-	var revert func() error
-	if in.Version != nil {
-		if *in.Version < 1 {
-			return badRequest("version", "must be a positive integer")
-		}
-		revert = func() error { return runbooks.RevertToVersion(c.ctx, s.db, id, *in.Version, opts...) }
-	} else {
-		at, perr := time.Parse(time.RFC3339Nano, *in.At)
-		if perr != nil {
-			return badRequest("at", "must be an RFC 3339 time such as 2026-11-25T12:00:00Z")
-		}
-		revert = func() error { return runbooks.Revert(c.ctx, s.db, id, at, opts...) }
-	}
-	err = retry(c.ctx, func() error {
-		plan = audit.Plan{} // what a lost attempt reported was rolled back
-		return revert()
-	})
-	switch {
-	case errors.Is(err, audit.ErrNotFound), errors.Is(err, audit.ErrOtherAccount):
-		return errNotFound
-	case errors.Is(err, audit.ErrVersionNotFound):
-		return &apiError{status: http.StatusUnprocessableEntity, code: "version_not_found", param: "version", msg: "is not in the runbook's history"}
-	case errors.Is(err, runbooks.ErrRunbookAbsent):
-		return &apiError{status: http.StatusUnprocessableEntity, code: "runbook_absent", param: "at", msg: "is before the runbook existed"}
-	case errors.Is(err, audit.ErrSchemaDrift), errors.Is(err, audit.ErrHistoryGap):
-		return &apiError{status: http.StatusConflict, code: "history_mismatch", msg: err.Error()}
-	case err != nil:
-		return err
-	}
-	if plan.Records == nil {
-		plan.Records = []audit.RecordPlan{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"dry_run": in.DryRun, "records": plan.Records})
 	return nil
 }
