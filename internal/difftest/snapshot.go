@@ -46,13 +46,6 @@ type snapshot struct {
 	audits []auditRow // by id
 }
 
-func (s *snapshot) maxAuditID() int64 {
-	if len(s.audits) == 0 {
-		return 0
-	}
-	return s.audits[len(s.audits)-1].ID
-}
-
 // lastVersion returns the highest version among k's audit rows.
 func (s *snapshot) lastVersion(k recKey) int {
 	v := 0
