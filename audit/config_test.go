@@ -15,6 +15,18 @@ type twoKeys struct {
 	B string `gorm:"primaryKey"`
 }
 
+// folder and page: deleting a folder deletes its pages in the database,
+// behind gorm's back.
+type folder struct {
+	ID    uint
+	Pages []page `gorm:"constraint:OnDelete:CASCADE"`
+}
+
+type page struct {
+	ID       uint
+	FolderID uint
+}
+
 type textAccount struct {
 	ID        uint
 	AccountID string
@@ -38,6 +50,7 @@ func TestInvalidConfigIsRejectedNamingTheField(t *testing.T) {
 		{"association half set", []audit.Model{{Value: &runbooks.Step{}, AssociatedType: "R"}}, "Models[0].AssociatedType"},
 		{"unknown association column", []audit.Model{{Value: &runbooks.Step{}, AssociatedType: "R", AssociatedColumn: "nope"}}, "Models[0].AssociatedColumn"},
 		{"composite primary key", []audit.Model{{Value: &twoKeys{}}}, "Models[0].Value"},
+		{"cascading foreign key into an audited table", []audit.Model{{Value: &folder{}}, {Value: &page{}}}, "Models[0].Value"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

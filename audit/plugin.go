@@ -230,7 +230,7 @@ func (p *Plugin) resolveModels(db *gorm.DB) error {
 		p.byType[rm.typeName] = rm
 		p.tables[normTable(sch.Table)] = rm
 	}
-	return nil
+	return p.refuseCascades()
 }
 
 func isInteger(t reflect.Type) bool {
