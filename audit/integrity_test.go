@@ -470,3 +470,22 @@ func TestNestedCreateAndSaveOfNewRecordsWithDatabaseKeys(t *testing.T) {
 	require.Len(t, b.auditsOf(t, "Shop::Gadget", fmt.Sprint(batch[0].ID)), 2)
 	require.Len(t, b.auditsOf(t, "Shop::Gadget", fmt.Sprint(batch[1].ID)), 1)
 }
+
+// With gorm's PrepareStmt the plugin's savepoints and statements are
+// prepared like the caller's; every path still records and refuses alike.
+func TestPreparedStatementSessionsAreAudited(t *testing.T) {
+	t.Parallel()
+	b := setupIntegrity(t)
+	db := b.w().Session(&gorm.Session{PrepareStmt: true})
+	m := meter{AccountID: 1, Reading: 1.5, Raw: []byte("ok")}
+	require.NoError(t, db.Create(&m).Error)
+	require.NoError(t, db.Model(&m).Update("reading", 2.5).Error)
+	requireRefused(t, db.Model(&m).Update("reading", math.Inf(1)).Error, audit.ErrUnsupportedValue)
+	require.NoError(t, db.Clauses(clause.OnConflict{UpdateAll: true}).Create(&meter{ID: m.ID, AccountID: 1, Reading: 3, Raw: []byte("ok")}).Error)
+	require.NoError(t, db.Delete(&m).Error)
+	w := newWorld(t, &bundle{db: b.db, ctx: b.ctx})
+	require.NoError(t, db.Model(&w.steps[0]).Update("position", gorm.Expr("position + 1")).Error)
+	require.Len(t, b.auditsOf(t, "Shop::Meter", fmt.Sprint(m.ID)), 4)
+	requireReplayMatches(t, b, "Shop::Meter", fmt.Sprint(m.ID))
+	requireReplayMatches(t, b, runbooks.TypeStep, w.steps[0].ID)
+}
