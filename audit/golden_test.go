@@ -82,7 +82,7 @@ func TestGoldenStepCreate(t *testing.T) {
 		t.Fatalf("audit row differs from seed-step-create.json (-seed +got):\n%s", d)
 	}
 	// The keys come in the reference row's order (PostgreSQL's jsonb order).
-	raw, err := os.ReadFile("../../shared/reference/seed-step-create.json")
+	raw, err := os.ReadFile("testdata/seed-step-create.json")
 	require.NoError(t, err)
 	var seedText struct {
 		AuditedChanges json.RawMessage `json:"audited_changes"`
