@@ -15,47 +15,6 @@ import (
 	"gorm.io/gorm/schema"
 )
 
-// Option adjusts a history or revert call ([StateAt], [StateAsOf],
-// [StatesAsOf], [StatesAfterAudit], [Diff], [Revert], [RevertAsOf],
-// [RevertAllAsOf], [RevertAllAfterAudit]). Options
-// that concern writing are ignored by the read-only calls.
-type Option func(*options)
-
-type options struct {
-	account   *int64
-	skipDrift bool
-	dryRun    *Plan
-	report    *Plan
-	comment   string
-}
-
-func collect(opts []Option) *options {
-	o := &options{}
-	for _, opt := range opts {
-		if opt != nil {
-			opt(o)
-		}
-	}
-	return o
-}
-
-// InAccount scopes a call to one account: a record of any other account is
-// refused with an [*AccountError] (errors.Is [ErrOtherAccount]) before
-// anything is read back or written. Use it wherever the account comes from
-// a caller that may only see its own records.
-func InAccount(accountID int64) Option {
-	return func(o *options) { o.account = &accountID }
-}
-
-// SkipSchemaDrift makes a rebuild skip columns it cannot rebuild because the
-// model changed since they were recorded, instead of failing with a
-// [*DriftError]. Skipped columns are listed in [State].Skipped and
-// [RecordPlan].Skipped; a revert leaves them at their current values (or
-// their zero values, for a record it re-inserts).
-func SkipSchemaDrift() Option {
-	return func(o *options) { o.skipDrift = true }
-}
-
 // State is an audited record as it was at one point of its history.
 type State struct {
 	Ref
@@ -153,8 +112,8 @@ func (m *model) keyValue(id string) (any, error) {
 // would neither serve histories that start late nor see schema drift in the
 // later rows a revert has to undo, so both are reported the same way
 // whatever the version.
-func StateAt(ctx context.Context, db *gorm.DB, typ, id string, version int, opts ...Option) (*State, error) {
-	hs, err := loadHistories(ctx, db, []Ref{{typ, id}}, point{version: version}, collect(opts), false)
+func StateAt(ctx context.Context, db *gorm.DB, typ, id string, version int, opts ...ReadOption) (*State, error) {
+	hs, err := loadHistories(ctx, db, []Ref{{typ, id}}, point{version: version}, readOptions(opts), false)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +128,7 @@ func StateAt(ctx context.Context, db *gorm.DB, typ, id string, version int, opts
 // audit created at or before t. For a moment before its recorded history the
 // result has Version 0: Exists is false when the history starts with its
 // creation, otherwise it is the state the record had when recording began.
-func StateAsOf(ctx context.Context, db *gorm.DB, typ, id string, t time.Time, opts ...Option) (*State, error) {
+func StateAsOf(ctx context.Context, db *gorm.DB, typ, id string, t time.Time, opts ...ReadOption) (*State, error) {
 	states, err := StatesAsOf(ctx, db, []Ref{{typ, id}}, t, opts...)
 	if err != nil {
 		return nil, err
@@ -181,8 +140,8 @@ func StateAsOf(ctx context.Context, db *gorm.DB, typ, id string, t time.Time, op
 // with a constant number of SQL statements per registered type (two, or more
 // only beyond 500 records of one type), plus one reading the accounts' gaps
 // under [Config].EnabledAccountsOnly.
-func StatesAsOf(ctx context.Context, db *gorm.DB, refs []Ref, t time.Time, opts ...Option) ([]*State, error) {
-	return statesAt(ctx, db, refs, point{at: t, byTime: true}, collect(opts))
+func StatesAsOf(ctx context.Context, db *gorm.DB, refs []Ref, t time.Time, opts ...ReadOption) ([]*State, error) {
+	return statesAt(ctx, db, refs, point{at: t, byTime: true}, readOptions(opts))
 }
 
 // StatesAfterAudit returns the records of refs as they were right after
@@ -194,8 +153,8 @@ func StatesAsOf(ctx context.Context, db *gorm.DB, refs []Ref, t time.Time, opts 
 // with [StatesAsOf]. The statements are those of [StatesAsOf], plus one
 // reading the created_at of audit row auditID (or of the last row before
 // it), the moment a gap in the history is measured from.
-func StatesAfterAudit(ctx context.Context, db *gorm.DB, refs []Ref, auditID int64, opts ...Option) ([]*State, error) {
-	return statesAt(ctx, db, refs, point{auditID: auditID, byAudit: true}, collect(opts))
+func StatesAfterAudit(ctx context.Context, db *gorm.DB, refs []Ref, auditID int64, opts ...ReadOption) ([]*State, error) {
+	return statesAt(ctx, db, refs, point{auditID: auditID, byAudit: true}, readOptions(opts))
 }
 
 func statesAt(ctx context.Context, db *gorm.DB, refs []Ref, pt point, o *options) ([]*State, error) {
@@ -222,9 +181,9 @@ func statesAt(ctx context.Context, db *gorm.DB, refs []Ref, pt point, o *options
 // value differs, in the audited_changes encoding. If the record existed at
 // only one of the two versions, every column is listed, null on the other
 // side. from may be greater than to.
-func Diff(ctx context.Context, db *gorm.DB, typ, id string, from, to int, opts ...Option) (Changes, error) {
+func Diff(ctx context.Context, db *gorm.DB, typ, id string, from, to int, opts ...ReadOption) (Changes, error) {
 	lo, hi := min(from, to), max(from, to)
-	hs, err := loadHistories(ctx, db, []Ref{{typ, id}}, point{version: lo}, collect(opts), false)
+	hs, err := loadHistories(ctx, db, []Ref{{typ, id}}, point{version: lo}, readOptions(opts), false)
 	if err != nil {
 		return nil, err
 	}

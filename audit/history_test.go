@@ -362,12 +362,17 @@ func TestHistoryErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			var read []audit.ReadOption
+			var write []audit.RevertOption
+			for _, o := range tc.opts {
+				read, write = append(read, o), append(write, o)
+			}
 			calls := map[string]error{}
-			_, calls["StateAt"] = audit.StateAt(b.ctx, b.db, tc.typ, tc.id, tc.version, tc.opts...)
-			_, calls["Diff"] = audit.Diff(b.ctx, b.db, tc.typ, tc.id, 1, tc.version, tc.opts...)
-			calls["Revert"] = audit.Revert(b.ctx, b.db, tc.typ, tc.id, tc.version, tc.opts...)
+			_, calls["StateAt"] = audit.StateAt(b.ctx, b.db, tc.typ, tc.id, tc.version, read...)
+			_, calls["Diff"] = audit.Diff(b.ctx, b.db, tc.typ, tc.id, 1, tc.version, read...)
+			calls["Revert"] = audit.Revert(b.ctx, b.db, tc.typ, tc.id, tc.version, write...)
 			var plan audit.Plan
-			calls["Revert dry run"] = audit.Revert(b.ctx, b.db, tc.typ, tc.id, tc.version, append(tc.opts, audit.DryRun(&plan))...)
+			calls["Revert dry run"] = audit.Revert(b.ctx, b.db, tc.typ, tc.id, tc.version, append(write, audit.DryRun(&plan))...)
 			for call, err := range calls {
 				require.ErrorIs(t, err, tc.is, call)
 				require.Contains(t, err.Error(), "audit: ", call)

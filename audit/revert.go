@@ -46,25 +46,6 @@ type RecordPlan struct {
 	Skipped []string `json:"skipped,omitempty"`
 }
 
-// DryRun makes a revert write nothing and store what it would write in plan.
-// The errors are those the revert itself would return.
-func DryRun(plan *Plan) Option {
-	return func(o *options) { o.dryRun = plan }
-}
-
-// ReportTo makes a revert store what it wrote in plan.
-func ReportTo(plan *Plan) Option {
-	return func(o *options) { o.report = plan }
-}
-
-// RevertComment replaces the description a revert puts in the comment of its
-// audit rows, "revert to version N" or "revert to <time>" by default. A
-// comment already in the context ([WithComment]) comes first, with the
-// description in parentheses after it.
-func RevertComment(comment string) Option {
-	return func(o *options) { o.comment = comment }
-}
-
 // Revert writes record (typ, id) back to its state at version version, in
 // one transaction and through gorm, so that the revert is itself audited:
 // as an update, as a create when a hard-deleted row is re-inserted with the
@@ -76,14 +57,14 @@ func RevertComment(comment string) Option {
 // Columns gorm does not audit (created_at, updated_at, ignored columns) keep
 // their current values, or their zero or default values on a re-insert.
 // See [Plan] for what is written, [DryRun] to only preview it.
-func Revert(ctx context.Context, db *gorm.DB, typ, id string, version int, opts ...Option) error {
-	o := collect(opts)
+func Revert(ctx context.Context, db *gorm.DB, typ, id string, version int, opts ...RevertOption) error {
+	o := revertOptions(opts)
 	return revert(ctx, db, []Ref{{typ, id}}, point{version: version}, o, fmt.Sprintf("revert to version %d", version))
 }
 
 // RevertAsOf is [Revert] to the record's state at moment t (see
 // [StateAsOf]).
-func RevertAsOf(ctx context.Context, db *gorm.DB, typ, id string, t time.Time, opts ...Option) error {
+func RevertAsOf(ctx context.Context, db *gorm.DB, typ, id string, t time.Time, opts ...RevertOption) error {
 	return RevertAllAsOf(ctx, db, []Ref{{typ, id}}, t, opts...)
 }
 
@@ -91,8 +72,8 @@ func RevertAsOf(ctx context.Context, db *gorm.DB, typ, id string, t time.Time, o
 // one transaction: either every record is reverted or none is. Records are
 // created and updated in the order of refs and destroyed in reverse order,
 // so list parents before their children.
-func RevertAllAsOf(ctx context.Context, db *gorm.DB, refs []Ref, t time.Time, opts ...Option) error {
-	o := collect(opts)
+func RevertAllAsOf(ctx context.Context, db *gorm.DB, refs []Ref, t time.Time, opts ...RevertOption) error {
+	o := revertOptions(opts)
 	return revert(ctx, db, refs, point{at: t, byTime: true, version: 0}, o,
 		"revert to "+t.UTC().Format(time.RFC3339Nano))
 }
@@ -101,8 +82,8 @@ func RevertAllAsOf(ctx context.Context, db *gorm.DB, refs []Ref, t time.Time, op
 // audit row auditID was written (see [StatesAfterAudit]), all in one
 // transaction, as [RevertAllAsOf] does for a moment. It is exact even when
 // many audit rows share a millisecond.
-func RevertAllAfterAudit(ctx context.Context, db *gorm.DB, refs []Ref, auditID int64, opts ...Option) error {
-	return revert(ctx, db, refs, point{auditID: auditID, byAudit: true}, collect(opts),
+func RevertAllAfterAudit(ctx context.Context, db *gorm.DB, refs []Ref, auditID int64, opts ...RevertOption) error {
+	return revert(ctx, db, refs, point{auditID: auditID, byAudit: true}, revertOptions(opts),
 		fmt.Sprintf("revert to audit %d", auditID))
 }
 

@@ -48,10 +48,10 @@ var ErrAuditNotInRunbook = errors.New("runbooks: the audit row is not the runboo
 // audit.InAccount to refuse another account's runbook, audit.SkipSchemaDrift,
 // audit.ReportTo. See audit.Revert for what a revert cannot restore
 // (redacted columns, a step's rules and conditions after a hard delete).
-func Revert(ctx context.Context, db *gorm.DB, runbookID string, t time.Time, opts ...audit.Option) error {
-	err := revertTo(ctx, db, runbookID, opts, func(tx *gorm.DB, refs []audit.Ref, opts []audit.Option) ([]*audit.State, error) {
-		return audit.StatesAsOf(ctx, tx, refs, t, opts...)
-	}, func(tx *gorm.DB, refs []audit.Ref, opts []audit.Option) error {
+func Revert(ctx context.Context, db *gorm.DB, runbookID string, t time.Time, opts ...audit.RevertOption) error {
+	err := revertTo(ctx, db, runbookID, opts, func(tx *gorm.DB, refs []audit.Ref, opts []audit.RevertOption) ([]*audit.State, error) {
+		return audit.StatesAsOf(ctx, tx, refs, t, audit.ReadOptionsOf(opts)...)
+	}, func(tx *gorm.DB, refs []audit.Ref, opts []audit.RevertOption) error {
 		return audit.RevertAllAsOf(ctx, tx, refs, t, opts...)
 	})
 	if err != nil {
@@ -67,7 +67,7 @@ func Revert(ctx context.Context, db *gorm.DB, runbookID string, t time.Time, opt
 // insertion, so the point is exact even when many rows share a
 // millisecond. Their comment is "revert to audit <auditID>" unless
 // audit.RevertComment says otherwise.
-func RevertToAudit(ctx context.Context, db *gorm.DB, runbookID string, auditID int64, opts ...audit.Option) error {
+func RevertToAudit(ctx context.Context, db *gorm.DB, runbookID string, auditID int64, opts ...audit.RevertOption) error {
 	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var n int64
 		if err := tx.Model(&audit.Audit{}).Where("id = ? AND ((auditable_type = ? AND auditable_id = ?) OR "+
@@ -88,10 +88,10 @@ func RevertToAudit(ctx context.Context, db *gorm.DB, runbookID string, auditID i
 
 // revertAfterAudit reverts the runbook and its steps to their state right
 // after audit row auditID.
-func revertAfterAudit(ctx context.Context, db *gorm.DB, runbookID string, auditID int64, opts []audit.Option) error {
-	return revertTo(ctx, db, runbookID, opts, func(tx *gorm.DB, refs []audit.Ref, opts []audit.Option) ([]*audit.State, error) {
-		return audit.StatesAfterAudit(ctx, tx, refs, auditID, opts...)
-	}, func(tx *gorm.DB, refs []audit.Ref, opts []audit.Option) error {
+func revertAfterAudit(ctx context.Context, db *gorm.DB, runbookID string, auditID int64, opts []audit.RevertOption) error {
+	return revertTo(ctx, db, runbookID, opts, func(tx *gorm.DB, refs []audit.Ref, opts []audit.RevertOption) ([]*audit.State, error) {
+		return audit.StatesAfterAudit(ctx, tx, refs, auditID, audit.ReadOptionsOf(opts)...)
+	}, func(tx *gorm.DB, refs []audit.Ref, opts []audit.RevertOption) error {
 		return audit.RevertAllAfterAudit(ctx, tx, refs, auditID, opts...)
 	})
 }
@@ -99,9 +99,9 @@ func revertAfterAudit(ctx context.Context, db *gorm.DB, runbookID string, auditI
 // revertTo runs a runbook revert in one transaction: lock the runbook,
 // refuse a point at which it did not exist (states), then revert it and its
 // steps (revertAll).
-func revertTo(ctx context.Context, db *gorm.DB, runbookID string, opts []audit.Option,
-	states func(*gorm.DB, []audit.Ref, []audit.Option) ([]*audit.State, error),
-	revertAll func(*gorm.DB, []audit.Ref, []audit.Option) error) error {
+func revertTo(ctx context.Context, db *gorm.DB, runbookID string, opts []audit.RevertOption,
+	states func(*gorm.DB, []audit.Ref, []audit.RevertOption) ([]*audit.State, error),
+	revertAll func(*gorm.DB, []audit.Ref, []audit.RevertOption) error) error {
 	return db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := lockRunbook(tx, runbookID); err != nil {
 			return err
@@ -144,9 +144,9 @@ func lockRunbook(tx *gorm.DB, runbookID string) error {
 // returns an error matching audit.ErrVersionNotFound. Otherwise it is
 // [RevertToAudit] to that point, with the comment "revert to runbook
 // version N".
-func RevertToVersion(ctx context.Context, db *gorm.DB, runbookID string, version int, opts ...audit.Option) error {
+func RevertToVersion(ctx context.Context, db *gorm.DB, runbookID string, version int, opts ...audit.RevertOption) error {
 	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if _, err := audit.StateAt(ctx, tx, TypeRunbook, runbookID, version, opts...); err != nil {
+		if _, err := audit.StateAt(ctx, tx, TypeRunbook, runbookID, version, audit.ReadOptionsOf(opts)...); err != nil {
 			return err
 		}
 		var next []int64
@@ -159,7 +159,7 @@ func RevertToVersion(ctx context.Context, db *gorm.DB, runbookID string, version
 			auditID = next[0] - 1
 		}
 		desc := fmt.Sprintf("revert to runbook version %d", version)
-		return revertAfterAudit(ctx, tx, runbookID, auditID, append([]audit.Option{audit.RevertComment(desc)}, opts...))
+		return revertAfterAudit(ctx, tx, runbookID, auditID, append([]audit.RevertOption{audit.RevertComment(desc)}, opts...))
 	})
 	if err != nil {
 		return fmt.Errorf("runbooks: revert runbook %s to version %d: %w", runbookID, version, err)

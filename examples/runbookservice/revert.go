@@ -69,11 +69,11 @@ func (in *revertInput) moment() (time.Time, error) {
 
 // options are the revert options of a call: scoped to the caller's
 // account, and a dry run or a report of what was written into plan.
-func (in *revertInput) options(c call, plan *audit.Plan) []audit.Option {
+func (in *revertInput) options(c call, plan *audit.Plan) []audit.RevertOption {
 	if in.DryRun {
-		return []audit.Option{audit.InAccount(c.account), audit.DryRun(plan)}
+		return []audit.RevertOption{audit.InAccount(c.account), audit.DryRun(plan)}
 	}
-	return []audit.Option{audit.InAccount(c.account), audit.ReportTo(plan)}
+	return []audit.RevertOption{audit.InAccount(c.account), audit.ReportTo(plan)}
 }
 
 // revertRunbook puts a runbook and its steps back to one point.
