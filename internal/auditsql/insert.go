@@ -1,10 +1,10 @@
 // Package auditsql is the only code that spells the audits table and its
 // columns in SQL: the INSERT of audit rows (from values, or from the rows a
-// statement wrote), a record's next version, and the reads of histories.
-// Callers hand it values and SQL expressions of their own rows; they never
-// write "audits" themselves. The package
-// github.com/gormaudit/gormaudit/internal/auditsql's tests enforce that for
-// the packages listed there.
+// statement wrote), a record's next version, and the reads of histories and
+// of a runbook's members. Callers hand it values and SQL expressions over
+// their own rows; they never write "audits" themselves, and this package's
+// tests fail if the packages they check do (see checkedPackages in
+// ownership_test.go).
 package auditsql
 
 import (
