@@ -9,12 +9,14 @@ import (
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
+
+	"github.com/gormaudit/gormaudit/internal/auditsql"
+	"github.com/gormaudit/gormaudit/internal/dialect"
 )
 
 // AccountsTableName is the table that records which accounts have auditing
 // enabled (see [Config.EnabledAccountsOnly]).
-const AccountsTableName = "audit_accounts"
+const AccountsTableName = auditsql.AccountsTable
 
 // GapsTableName is the table of the periods during which an account that
 // had auditing enabled was not recorded (see [AccountGap]).
@@ -102,10 +104,7 @@ func setAccount(ctx context.Context, db *gorm.DB, accountID int64, enable bool) 
 	}
 	var s AccountStatus
 	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		q := tx
-		if tx.Dialector.Name() == "postgres" {
-			q = tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
-		}
+		q := dialect.Of(tx).ForUpdate(tx)
 		// Find, not Take: a missing row is expected, not an error to log.
 		res := q.Where("account_id = ?", accountID).Limit(1).Find(&s)
 		err := res.Error
@@ -140,15 +139,6 @@ func setAccount(ctx context.Context, db *gorm.DB, accountID int64, enable bool) 
 		return AccountStatus{}, fmt.Errorf("audit: set account %d enabled=%v: %w", accountID, enable, err)
 	}
 	return s, nil
-}
-
-// enabledAccountSQL is the condition, on an account id expression, that the
-// account is enabled: audit INSERTs keep only such rows under
-// [Config.EnabledAccountsOnly]. It is evaluated by the INSERT itself, so it
-// costs no round trip and sees exactly what the writing transaction sees.
-func enabledAccountSQL(account string) string {
-	return `EXISTS (SELECT 1 FROM "` + AccountsTableName + `" WHERE "` + AccountsTableName + `"."account_id" = ` +
-		account + ` AND "` + AccountsTableName + `"."enabled")`
 }
 
 // loadGaps reads the gaps of the accounts of hs's records (those of their

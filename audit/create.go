@@ -176,8 +176,8 @@ func (p *Plugin) buildInsert(stmt *gorm.Statement, m *model) (*builtInsert, erro
 		delete(stmt.Clauses, "RETURNING")
 	}
 	b.sql, b.vars = stmt.SQL.String(), stmt.Vars
-	if b.updates && p.postgres {
-		b.sql += `, ("xmax" = 0) AS "` + conflictColumn + `"`
+	if inserted := p.dialect.InsertedByUpsertSQL(); b.updates && inserted != "" {
+		b.sql += `, ` + inserted + ` AS "` + conflictColumn + `"`
 	}
 	return b, nil
 }

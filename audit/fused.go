@@ -8,11 +8,15 @@ import (
 	"reflect"
 	"strings"
 
-	"github.com/jackc/pgx/v5/pgconn"
+	"unicode/utf8"
+
 	"gorm.io/gorm"
 	"gorm.io/gorm/callbacks"
 	"gorm.io/gorm/clause"
 	"gorm.io/gorm/schema"
+
+	"github.com/gormaudit/gormaudit/internal/auditsql"
+	"github.com/gormaudit/gormaudit/internal/dialect"
 )
 
 // On PostgreSQL, creates and deletes write their audit rows in the same
@@ -25,11 +29,10 @@ import (
 //
 // so an audited write costs no extra round trip. The audited_changes of
 // each row are built from the returned row inside the database
-// (model.snapshotSQL), matching encodeValue. The version comes from the
-// function gormaudit_next_version, created by Migrate: it is VOLATILE, so
-// under READ COMMITTED it reads the audits table with a snapshot taken when
-// it is called, after this statement has locked the record's row, and sees
-// the audit rows of the transactions it waited for.
+// (model.snapshotSQL), matching encodeValue. The audit INSERT itself is
+// auditsql's (auditsql.WriteInsertSelect); its version comes from the
+// function gormaudit_next_version, which sees the audit rows of the
+// transactions the statement waited for.
 
 var (
 	valuerType    = reflect.TypeFor[driver.Valuer]()
@@ -38,14 +41,6 @@ var (
 
 // fusedAlias names the written rows inside a fused statement.
 const fusedAlias = `"__audit_g"`
-
-// nextVersionFunction is created by Migrate on PostgreSQL.
-const nextVersionFunction = `CREATE OR REPLACE FUNCTION gormaudit_next_version(p_type text, p_id text) RETURNS bigint
-LANGUAGE plpgsql VOLATILE AS $$
-BEGIN
-	RETURN (SELECT COALESCE(MAX(a.version), 0) + 1 FROM audits AS a WHERE a.auditable_type = p_type AND a.auditable_id = p_id);
-END
-$$`
 
 // refuseChangeFunction is created by Migrate on PostgreSQL: a single-statement
 // write calls it to refuse a change it cannot record, such as a record
@@ -261,42 +256,21 @@ func quoteLiteral(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''
 // canFuse reports whether r's audit rows can be written by the change's own
 // statement.
 func (p *Plugin) canFuse(r *recorder) bool {
-	return p.postgres && r.m.snapshotSQL != "" && len(r.m.fields) > 0
+	return p.dialect.SingleStatementCapture() && r.m.snapshotSQL != "" && len(r.m.fields) > 0
 }
 
 // writeFusedInsert writes the INSERT of the audit rows for the rows of
-// fusedAlias, binding the context's values as parameters.
+// fusedAlias for which where holds, binding the context's values as
+// parameters.
 func (r *recorder) writeFusedInsert(stmt *gorm.Statement, action Action, changesSQL, where string) {
 	m := r.m
-	bind := func(v any, cast string) {
-		stmt.AddVar(stmt, v)
-		stmt.WriteString("::" + cast)
-	}
-	stmt.WriteString(insertSQL[:len(insertSQL)-len("VALUES ")])
-	stmt.WriteString("SELECT " + m.accountSQL + ", " + m.pkSQL + ", ")
-	bind(m.typeName, "text")
-	stmt.WriteString(", " + m.assocSQL + ", CASE WHEN " + m.assocSQL + " = '' THEN '' ELSE ")
-	bind(m.assocType, "text")
-	stmt.WriteString(" END, ")
-	bind(r.who.UserID, "text")
-	stmt.WriteString(", ")
-	bind(r.who.UserType, "text")
-	stmt.WriteString(", ")
-	bind(string(action), "text")
-	stmt.WriteString(", " + changesSQL + ", gormaudit_next_version(")
-	bind(m.typeName, "text")
-	stmt.WriteString(", " + m.pkSQL + "), ")
-	bind(r.who.Comment, "text")
-	stmt.WriteString(", ")
-	bind(r.who.RemoteAddress, "text")
-	stmt.WriteString(", ")
-	bind(r.who.RequestUUID, "text")
-	stmt.WriteString(", ")
-	bind(r.who.CreatedAt, "timestamptz")
-	stmt.WriteString(", pg_current_xact_id()::text::bigint FROM " + fusedAlias + " WHERE " + where)
-	if r.gated {
-		stmt.WriteString(" AND " + enabledAccountSQL(m.accountSQL))
-	}
+	auditsql.WriteInsertSelect(stmt, r.p.dialect, auditsql.Selected{
+		From: fusedAlias, Where: where,
+		AccountID: m.accountSQL, AuditableID: m.pkSQL, AssociatedID: m.assocSQL, Changes: changesSQL,
+		AuditableType: m.typeName, AssociatedType: m.assocType, UserID: r.who.UserID, UserType: r.who.UserType,
+		Action: string(action), Comment: r.who.Comment, RemoteAddress: r.who.RemoteAddress,
+		RequestUUID: r.who.RequestUUID, CreatedAt: r.who.CreatedAt, Gated: r.gated,
+	})
 }
 
 // wrapFused turns the statement's SQL, which must return every column
@@ -305,9 +279,20 @@ func (r *recorder) writeFusedInsert(stmt *gorm.Statement, action Action, changes
 func (r *recorder) wrapFused(stmt *gorm.Statement, action Action, selectList string) {
 	inner := stmt.SQL.String()
 	stmt.SQL.Reset()
-	stmt.WriteString("WITH " + fusedAlias + " AS (" + inner + `), "__audit_i" AS (`)
+	stmt.WriteString("WITH " + fusedAlias + " AS (")
+	r.ownSQL(stmt, func() { stmt.WriteString(inner) })
+	stmt.WriteString(`), "__audit_i" AS (`)
 	r.writeFusedInsert(stmt, action, r.m.snapshotSQL, "TRUE")
 	stmt.WriteString(") SELECT " + selectList + " FROM " + fusedAlias)
+}
+
+// ownSQL runs write, which writes the change's own part of a fused
+// statement, and notes where that part lies in the statement's text, in
+// characters from 1 as PostgreSQL reports error positions.
+func (r *recorder) ownSQL(stmt *gorm.Statement, write func()) {
+	r.own.from = utf8.RuneCountInString(stmt.SQL.String()) + 1
+	write()
+	r.own.to = utf8.RuneCountInString(stmt.SQL.String())
 }
 
 // sameRecordGuard is the SQL that refuses, through gormaudit_refuse_change, an
@@ -330,46 +315,62 @@ func (m *model) sameRecordGuard(old, new string) string {
 
 // refusal turns an error raised by gormaudit_refuse_change back into the typed
 // error it stands for; nil for any other error.
-func (m *model) refusal(pgErr *pgconn.PgError) error {
-	switch pgErr.Code {
+func (m *model) refusal(e dialect.Error) error {
+	switch e.Code {
 	case codeKeyChange:
-		return fmt.Errorf("%w: the update changed the primary key %s from %s to %s", ErrUnsupportedWrite, m.pk.DBName, pgErr.Detail, pgErr.Hint)
+		return fmt.Errorf("%w: the update changed the primary key %s from %s to %s", ErrUnsupportedWrite, m.pk.DBName, e.Detail, e.Hint)
 	case codeAccountMove:
-		e := &AccountMoveError{Ref: Ref{Type: m.typeName, ID: pgErr.Detail}}
-		_, _ = fmt.Sscan(pgErr.Hint, &e.From, &e.To)
-		return e
+		a := &AccountMoveError{Ref: Ref{Type: m.typeName, ID: e.Detail}}
+		_, _ = fmt.Sscan(e.Hint, &a.From, &a.To)
+		return a
 	}
 	return nil
 }
 
 // fusedError names the failure of a fused statement: a *WriteError unless
-// the database blamed the audited table itself or a concurrent transaction,
-// which are the change's own errors.
+// the database blamed the change itself (see changesOwn).
 func (r *recorder) fusedError(err error) error {
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
+	e, ok := dialect.Classify(err)
+	if !ok {
 		return err
 	}
-	if refused := r.m.refusal(pgErr); refused != nil {
+	if refused := r.m.refusal(e); refused != nil {
 		return &WriteError{Type: r.m.typeName, Action: r.action, Err: refused}
 	}
-	if pgErr.Code == valueErrorCode {
+	if e.Code == valueErrorCode {
 		return &WriteError{Type: r.m.typeName, Action: r.action,
-			Err: &ValueError{Column: pgErr.ColumnName, Reason: pgErr.Detail}}
+			Err: &ValueError{Column: e.Column, Reason: e.Detail}}
 	}
-	switch {
-	case pgErr.TableName == r.m.schema.Table,
-		strings.HasPrefix(pgErr.Code, "40"), // serialization failure, deadlock
-		strings.HasPrefix(pgErr.Code, "57"), // operator intervention, such as a terminated backend
-		strings.HasPrefix(pgErr.Code, "08"), // connection
-		strings.HasPrefix(pgErr.Code, "42") && !strings.Contains(pgErr.Message, TableName) && !strings.Contains(pgErr.Message, "gormaudit_"),
-		strings.HasPrefix(pgErr.Code, "22") && pgErr.TableName != TableName:
+	if r.changesOwn(e) {
 		return err
 	}
-	if isVersionConflict(err) {
-		err = fmt.Errorf("%w: %w", ErrVersionConflict, err)
+	return &WriteError{Type: r.m.typeName, Action: r.action, Err: versionConflict(err)}
+}
+
+// changesOwn reports whether the database blamed a fused statement's
+// failure on the change rather than on its audit rows: an error about the
+// audited table, a concurrent transaction or the connection, a statement
+// error found in the change's own part of the text, or a data exception not
+// about the audits table. A statement error PostgreSQL gives no position
+// for (such as a missing privilege) counts as the audit's, which is where
+// a missing privilege would most likely be.
+//
+// Positions assume the statement's text reaches PostgreSQL as written, with
+// parameters apart (pgx's default); with the simple protocol, parameters
+// are inlined and positions after them shift.
+func (r *recorder) changesOwn(e dialect.Error) bool {
+	if e.Table == r.m.schema.Table {
+		return true
 	}
-	return &WriteError{Type: r.m.typeName, Action: r.action, Err: err}
+	switch e.Kind {
+	case dialect.KindSerializationFailure, dialect.KindDeadlock, dialect.KindInterrupted, dialect.KindConnection:
+		return true
+	case dialect.KindSyntaxOrAccess:
+		return e.Position >= r.own.from && e.Position <= r.own.to
+	case dialect.KindDataException:
+		return e.Table != auditsql.Table
+	}
+	return false
 }
 
 // fuseCreate builds the statement gorm:create will run: the INSERT gorm
@@ -431,7 +432,7 @@ func (p *Plugin) fusedUpdate(db *gorm.DB, r *recorder) (int64, error) {
 	stmt.SQL.Reset()
 	stmt.Vars = stmt.Vars[:0]
 	stmt.WriteString(`WITH "__audit_p" AS (`)
-	writeLockingUpdate(stmt, r.m.pk.DBName, `"__audit"."__audit_old" AS "__audit_o"`)
+	r.ownSQL(stmt, func() { writeLockingUpdate(stmt, r.m.pk.DBName, `"__audit"."__audit_old" AS "__audit_o"`) })
 	stmt.WriteString("), " + fusedAlias + ` AS (SELECT "p".*, ` + r.m.diffOf(`("p"."__audit_o")`, `"p"`) +
 		` AS "__audit_changes", ` + r.m.sameRecordGuard(`("p"."__audit_o")`, `"p"`) + ` AS "__audit_guard" FROM "__audit_p" AS "p"), "__audit_i" AS (`)
 	r.writeFusedInsert(stmt, ActionUpdate, fusedAlias+`."__audit_changes"`, fusedAlias+`."__audit_changes" IS NOT NULL`)

@@ -13,6 +13,8 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 	"gorm.io/gorm/schema"
+
+	"github.com/gormaudit/gormaudit/internal/auditsql"
 )
 
 // State is an audited record as it was at one point of its history.
@@ -318,13 +320,12 @@ func loadHistories(ctx context.Context, db *gorm.DB, refs []Ref, pt point, o *op
 	q := db.Session(&gorm.Session{NewDB: true, Context: ctx})
 	if pt.byAudit {
 		// The moment of the point: gaps that end before it do not matter.
-		var at []time.Time
-		if err := q.Model(&Audit{}).Where("id <= ?", pt.auditID).Order("id DESC").Limit(1).
-			Pluck("created_at", &at).Error; err != nil {
+		at, ok, err := auditsql.CreatedAtUpTo(q, pt.auditID)
+		if err != nil {
 			return nil, fmt.Errorf("audit: read audit row %d: %w", pt.auditID, err)
 		}
-		if len(at) > 0 {
-			pt.at = at[0]
+		if ok {
+			pt.at = at
 		}
 	}
 	hs := make([]*history, len(refs))
@@ -384,8 +385,8 @@ func (p *Plugin) loadBatch(q *gorm.DB, group []*history, lock bool) error {
 	}
 
 	rq := q.Table(m.schema.Table).Where(clause.IN{Column: clause.Column{Table: clause.CurrentTable, Name: m.pk.DBName}, Values: keys})
-	if lock && p.postgres {
-		rq = rq.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
+	if lock {
+		rq = p.dialect.ForUpdate(rq)
 	}
 	rows, err := rq.Rows()
 	if err != nil {
@@ -401,22 +402,7 @@ func (p *Plugin) loadBatch(q *gorm.DB, group []*history, lock bool) error {
 		}
 	}
 
-	aq := q.Where("auditable_type = ? AND auditable_id IN ?", m.typeName, ids)
-	pt := group[0].pt
-	switch {
-	case pt.byTime:
-		// The rows after the moment, and the last one at or before it.
-		aq = aq.Where(`version >= COALESCE((SELECT MAX(a2.version) FROM audits a2 WHERE a2.auditable_type = audits.auditable_type `+
-			`AND a2.auditable_id = audits.auditable_id AND a2.created_at <= ?), 0)`, pt.at.UTC())
-	case pt.byAudit:
-		// The rows after the audit row, and the record's last one up to it:
-		// a record's rows have ids in the order of its versions.
-		aq = aq.Where(`id >= COALESCE((SELECT MAX(a2.id) FROM audits a2 WHERE a2.auditable_type = audits.auditable_type `+
-			`AND a2.auditable_id = audits.auditable_id AND a2.id <= ?), 0)`, pt.auditID)
-	default:
-		aq = aq.Where("version >= ?", pt.version)
-	}
-	audits, err := readAudits(aq.Order("auditable_id, version DESC"))
+	audits, err := readAudits(q, m.typeName, ids, group[0].pt)
 	if err != nil {
 		return fmt.Errorf("audit: read history of %s: %w", m.typeName, err)
 	}
@@ -428,28 +414,29 @@ func (p *Plugin) loadBatch(q *gorm.DB, group []*history, lock bool) error {
 	return nil
 }
 
-// readAudits runs q on the audits table and reads the columns a rebuild
-// needs, without gorm's per-row reflection: histories can be long.
-func readAudits(q *gorm.DB) (out []Audit, err error) {
-	rows, err := q.Table(TableName).Select("id, auditable_id, version, action, audited_changes, created_at, account_id").Rows()
+// readAudits reads the audit rows of the records of type typ with the given
+// ids from point pt on (and the last one before it), newest first per record.
+func readAudits(q *gorm.DB, typ string, ids []string, pt point) ([]Audit, error) {
+	since := auditsql.SinceVersion(pt.version)
+	switch {
+	case pt.byTime:
+		since = auditsql.SinceTime(pt.at)
+	case pt.byAudit:
+		since = auditsql.SinceAudit(pt.auditID)
+	}
+	entries, err := auditsql.History(q, typ, ids, since)
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if cerr := rows.Close(); err == nil {
-			err = cerr
-		}
-	}()
-	for rows.Next() {
-		var a Audit
-		var action string
-		if err := rows.Scan(&a.ID, &a.AuditableID, &a.Version, &action, &a.AuditedChanges, &a.CreatedAt, &a.AccountID); err != nil {
+	out := make([]Audit, len(entries))
+	for i, e := range entries {
+		out[i] = Audit{ID: e.ID, AuditableID: e.AuditableID, Version: e.Version, Action: Action(e.Action),
+			CreatedAt: e.CreatedAt, AccountID: e.AccountID}
+		if err := out[i].AuditedChanges.Scan(e.Changes); err != nil {
 			return nil, err
 		}
-		a.Action = Action(action)
-		out = append(out, a)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // check refuses records that do not exist or belong to another account, and
@@ -574,25 +561,22 @@ func (h *history) bounds(q *gorm.DB) (first, last int, err error) {
 	if h.boundsRead {
 		return h.first, h.last, nil
 	}
-	var b struct{ First, Last int }
-	err = q.Model(&Audit{}).Select("COALESCE(MIN(version),0) AS first, COALESCE(MAX(version),0) AS last").
-		Where("auditable_type = ? AND auditable_id = ?", h.Type, h.ID).Scan(&b).Error
+	first, last, err = auditsql.Bounds(q, h.Type, h.ID)
 	if err != nil {
 		return 0, 0, fmt.Errorf("audit: read history of %s: %w", h.Ref, err)
 	}
-	h.first, h.last, h.boundsRead = b.First, b.Last, true
-	if h.opts.account != nil && b.Last > 0 && !h.curExists {
+	h.first, h.last, h.boundsRead = first, last, true
+	if h.opts.account != nil && last > 0 && !h.curExists {
 		// Do not tell another account's caller which versions exist.
-		var acct int64
-		if err := q.Model(&Audit{}).Select("account_id").Where("auditable_type = ? AND auditable_id = ?", h.Type, h.ID).
-			Order("version DESC").Limit(1).Scan(&acct).Error; err != nil {
+		acct, err := auditsql.LatestAccount(q, h.Type, h.ID)
+		if err != nil {
 			return 0, 0, fmt.Errorf("audit: read history of %s: %w", h.Ref, err)
 		}
 		if acct != *h.opts.account {
 			return 0, 0, &AccountError{Ref: h.Ref, AccountID: acct, Want: *h.opts.account}
 		}
 	}
-	return b.First, b.Last, nil
+	return first, last, nil
 }
 
 // walker rebuilds a record's past states by undoing its audit rows, newest

@@ -5,6 +5,9 @@ import (
 	"fmt"
 
 	"gorm.io/gorm"
+
+	"github.com/gormaudit/gormaudit/internal/auditsql"
+	"github.com/gormaudit/gormaudit/internal/dialect"
 )
 
 // Migrate creates or updates the audit tables (audits, audit_accounts and
@@ -28,8 +31,8 @@ func Migrate(ctx context.Context, db *gorm.DB) error {
 	if err := db.WithContext(ctx).AutoMigrate(&Audit{}, &AccountStatus{}, &AccountGap{}); err != nil {
 		return fmt.Errorf("audit: migrate: %w", err)
 	}
-	if db.Dialector.Name() == "postgres" {
-		if err := db.WithContext(ctx).Exec(nextVersionFunction).Error; err != nil {
+	if dialect.Of(db).SingleStatementCapture() {
+		if err := db.WithContext(ctx).Exec(auditsql.CreateNextVersionFunction()).Error; err != nil {
 			return fmt.Errorf("audit: migrate: create gormaudit_next_version: %w", err)
 		}
 		if err := db.WithContext(ctx).Exec(refuseFunction).Error; err != nil {

@@ -9,6 +9,8 @@ import (
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/schema"
+
+	"github.com/gormaudit/gormaudit/internal/dialect"
 )
 
 // PluginName is the name the plugin registers under in gorm.Config.Plugins.
@@ -76,7 +78,7 @@ type Plugin struct {
 	models      map[reflect.Type]*model
 	byType      map[string]*model
 	tables      map[string]*model
-	postgres    bool // PostgreSQL: SELECT ... FOR UPDATE and transaction ids
+	dialect     dialect.Dialect
 	initialized atomic.Bool
 }
 
@@ -101,12 +103,9 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 	if !p.initialized.CompareAndSwap(false, true) {
 		return &ConfigError{Field: "Plugin", Reason: "already initialized; use one audit.New per *gorm.DB"}
 	}
-	switch name := db.Dialector.Name(); name {
-	case "postgres":
-		p.postgres = true
-	case "sqlite":
-	default:
-		return &ConfigError{Field: "Dialector", Reason: fmt.Sprintf("%q is not supported (postgres, sqlite)", name)}
+	p.dialect = dialect.Of(db)
+	if !p.dialect.Supported() {
+		return &ConfigError{Field: "Dialector", Reason: fmt.Sprintf("%q is not supported (postgres, sqlite)", p.dialect.Name())}
 	}
 	for _, chain := range [][]string{db.Callback().Create().Clauses, db.Callback().Update().Clauses, db.Callback().Delete().Clauses} {
 		if !slices.Contains(chain, "RETURNING") {
@@ -223,7 +222,7 @@ func (p *Plugin) resolveModels(db *gorm.DB) error {
 			}
 			rm.fields = append(rm.fields, f)
 		}
-		if p.postgres {
+		if p.dialect.SingleStatementCapture() {
 			rm.prepareSnapshotSQL(db)
 		}
 		p.models[sch.ModelType] = rm

@@ -9,6 +9,9 @@ import (
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/schema"
+
+	"github.com/gormaudit/gormaudit/internal/auditsql"
+	"github.com/gormaudit/gormaudit/internal/dialect"
 )
 
 // Action is what happened to an audited record.
@@ -27,7 +30,7 @@ func (a Action) Valid() bool {
 }
 
 // TableName is the name of the table audit rows are written to.
-const TableName = "audits"
+const TableName = auditsql.Table
 
 // Audit is one row of the audit log: one create, update or destroy of one
 // record. Its JSON form is the well-known audit-row format (see the package
@@ -129,10 +132,7 @@ func (c *Changes) Scan(src any) error {
 // GormDBDataType stores the changes as jsonb on PostgreSQL and as JSON text
 // elsewhere.
 func (Changes) GormDBDataType(db *gorm.DB, _ *schema.Field) string {
-	if db.Dialector.Name() == "postgres" {
-		return "jsonb"
-	}
-	return "json"
+	return dialect.Of(db).JSONType()
 }
 
 // Pair returns the old and new values of an update's column. ok is false when

@@ -99,7 +99,7 @@ func (p *Plugin) auditedUpdate(db *gorm.DB, r *recorder) {
 	// the caller's RETURNING columns are delivered afterwards.
 	stmt.Clauses["RETURNING"] = clause.Clause{Name: "RETURNING", Expression: clause.Returning{}}
 	var olds, news []reflect.Value
-	if p.postgres && plainTable {
+	if p.dialect.SingleStatementCapture() && plainTable {
 		olds, news, err = p.updateReturningOld(db, r)
 	} else {
 		olds, news, err = p.updateAfterSelect(db, r)
@@ -245,10 +245,7 @@ func hasClause(stmt *gorm.Statement, name string) bool {
 func (p *Plugin) selectRows(db *gorm.DB, m *model, where []clause.Expression) ([]reflect.Value, error) {
 	q := db.Session(&gorm.Session{NewDB: true, SkipHooks: true}).Table(db.Statement.Table).
 		Clauses(clause.Where{Exprs: where})
-	if p.postgres {
-		q = q.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
-	}
-	rows, err := q.Rows()
+	rows, err := p.dialect.ForUpdate(q).Rows()
 	if err != nil {
 		return nil, err
 	}

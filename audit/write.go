@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"reflect"
-	"strings"
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/gormaudit/gormaudit/internal/auditsql"
+	"github.com/gormaudit/gormaudit/internal/dialect"
 )
 
 // recorder collects the audit rows of one write statement and inserts them,
@@ -23,6 +25,9 @@ type recorder struct {
 	// gated: only rows of enabled accounts are inserted, as decided by the
 	// audit INSERT itself (Config.EnabledAccountsOnly).
 	gated bool
+	// own is where the change's own part of a fused statement lies in its
+	// text, in characters from 1 (see fusedError).
+	own struct{ from, to int }
 }
 
 // start checks that the statement can be audited and prepares its recorder.
@@ -80,27 +85,25 @@ func (r *recorder) addSnapshots(recs []reflect.Value) bool {
 
 // fail reports err as the statement's error, wrapped with what failed.
 func (r *recorder) fail(err error) {
-	if isVersionConflict(err) {
-		err = fmt.Errorf("%w: %w", ErrVersionConflict, err)
-	}
 	_ = r.db.AddError(&WriteError{Type: r.m.typeName, Action: r.action, Err: err})
 }
 
-// isVersionConflict reports whether err is the unique index on a record's
-// versions refusing a duplicate: PostgreSQL names the index, SQLite its
-// columns.
-func isVersionConflict(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "idx_audits_auditable_version") ||
-		strings.Contains(msg, "audits.auditable_type, audits.auditable_id, audits.version")
+// versionConflict wraps err, an error of a statement that inserted audit
+// rows, with ErrVersionConflict when it is the unique index on a record's
+// versions refusing a duplicate. PostgreSQL names the index; SQLite names
+// none, but the only unique index an audit INSERT can violate is that one,
+// since the database assigns the ids.
+func versionConflict(err error) error {
+	e, ok := dialect.Classify(err)
+	if ok && e.Kind == dialect.KindUniqueViolation && (e.Constraint == auditsql.VersionIndex || e.Constraint == "") {
+		return fmt.Errorf("%w: %w", ErrVersionConflict, err)
+	}
+	return err
 }
 
 // insertBatch bounds the rows of one INSERT: 16 parameters a row stays well
 // under PostgreSQL's 65535 and SQLite's 32766 parameters per statement.
 const insertBatch = 1000
-
-const insertSQL = `INSERT INTO "audits" ("account_id","auditable_id","auditable_type","associated_id","associated_type",` +
-	`"user_id","user_type","action","audited_changes","version","comment","remote_address","request_uuid","created_at","transaction_id") VALUES `
 
 // flush writes the queued rows.
 func (r *recorder) flush() {
@@ -108,96 +111,34 @@ func (r *recorder) flush() {
 		return
 	}
 	tx := r.db.Session(&gorm.Session{NewDB: true, SkipHooks: true})
+	rows := make([]auditsql.Row, 0, min(len(r.rows), insertBatch))
 	for start := 0; start < len(r.rows); start += insertBatch {
-		batch := r.rows[start:min(start+insertBatch, len(r.rows))]
-		var sql strings.Builder
-		args := make([]any, 0, 16*len(batch))
-		err := writeInsert(&sql, func(v any) {
-			sql.WriteByte('?')
-			args = append(args, v)
-		}, batch, r.p.postgres, r.gated)
-		if err == nil {
-			err = tx.Exec(sql.String(), args...).Error
+		rows = rows[:0]
+		for i := range r.rows[start:min(start+insertBatch, len(r.rows))] {
+			row, err := insertRow(&r.rows[start+i])
+			if err != nil {
+				r.fail(err)
+				return
+			}
+			rows = append(rows, row)
 		}
-		if err != nil {
-			r.fail(err)
+		sql, args := auditsql.Insert(r.p.dialect, rows, r.gated)
+		if err := tx.Exec(sql, args...).Error; err != nil {
+			r.fail(versionConflict(err))
 			return
 		}
 	}
 	r.rows = nil
 }
 
-// gatedColumns are the audits columns of insertSQL, as named by the rows of
-// a gated INSERT (see writeInsert).
-var gatedColumns = []string{"account_id", "auditable_id", "auditable_type", "associated_id", "associated_type",
-	"user_id", "user_type", "action", "audited_changes", "version", "comment", "remote_address", "request_uuid",
-	"created_at", "transaction_id"}
-
-// writeInsert writes the INSERT of rows to w; bind writes the placeholder of
-// one value and keeps the value. With gated, only the rows of enabled
-// accounts are inserted, as the database decides in the same statement:
-//
-//	WITH "__audit_v" (...) AS (VALUES (...), ...)
-//	INSERT INTO "audits" (...) SELECT ... FROM "__audit_v" WHERE EXISTS (<enabled account>)
-func writeInsert(w interface{ WriteString(string) (int, error) }, bind func(any), rows []Audit, postgres, gated bool) error {
-	// put binds a value of an audits column of PostgreSQL type typ: a
-	// VALUES list that is not the INSERT's own gets no types from it.
-	put := func(v any, typ string) {
-		bind(v)
-		if gated && postgres {
-			w.WriteString("::" + typ)
-		}
+// insertRow is the row auditsql inserts for a.
+func insertRow(a *Audit) (auditsql.Row, error) {
+	changes, err := a.AuditedChanges.Value()
+	if err != nil {
+		return auditsql.Row{}, err
 	}
-	if gated {
-		w.WriteString(`WITH "__audit_v" ("` + strings.Join(gatedColumns, `","`) + `") AS (VALUES `)
-	} else {
-		w.WriteString(insertSQL)
-	}
-	for i := range rows {
-		a := &rows[i]
-		changes, err := a.AuditedChanges.Value()
-		if err != nil {
-			return err
-		}
-		if i > 0 {
-			w.WriteString(",(")
-		} else {
-			w.WriteString("(")
-		}
-		put(a.AccountID, "bigint")
-		for _, v := range []any{a.AuditableID, a.AuditableType, a.AssociatedID, a.AssociatedType,
-			a.UserID, a.UserType, string(a.Action)} {
-			w.WriteString(",")
-			put(v, "text")
-		}
-		w.WriteString(",")
-		put(changes, "jsonb")
-		// A record's next version is computed in the INSERT itself. Updates
-		// and deletes lock the record's row before this runs, and the unique
-		// index on (auditable_type, auditable_id, version) rejects any
-		// duplicate that could still slip through, so versions are gapless
-		// and unique.
-		w.WriteString(`,(SELECT COALESCE(MAX("version"),0)+1 FROM "audits" WHERE "auditable_type" = `)
-		bind(a.AuditableType)
-		w.WriteString(` AND "auditable_id" = `)
-		bind(a.AuditableID)
-		w.WriteString(")")
-		for _, v := range []any{a.Comment, a.RemoteAddress, a.RequestUUID} {
-			w.WriteString(",")
-			put(v, "text")
-		}
-		w.WriteString(",")
-		put(a.CreatedAt, "timestamptz")
-		if postgres {
-			w.WriteString(",pg_current_xact_id()::text::bigint)")
-		} else {
-			w.WriteString(",0)")
-		}
-	}
-	if gated {
-		w.WriteString(`) ` + strings.TrimSuffix(insertSQL, "VALUES ") + `SELECT "__audit_v"."` +
-			strings.Join(gatedColumns, `","__audit_v"."`) + `" FROM "__audit_v" WHERE ` +
-			enabledAccountSQL(`"__audit_v"."account_id"`))
-	}
-	return nil
+	return auditsql.Row{AccountID: a.AccountID, AuditableID: a.AuditableID, AuditableType: a.AuditableType,
+		AssociatedID: a.AssociatedID, AssociatedType: a.AssociatedType, UserID: a.UserID, UserType: a.UserType,
+		Action: string(a.Action), Changes: changes, Comment: a.Comment, RemoteAddress: a.RemoteAddress,
+		RequestUUID: a.RequestUUID, CreatedAt: a.CreatedAt}, nil
 }

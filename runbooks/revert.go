@@ -8,9 +8,10 @@ import (
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/gormaudit/gormaudit/audit"
+	"github.com/gormaudit/gormaudit/internal/auditsql"
+	"github.com/gormaudit/gormaudit/internal/dialect"
 )
 
 // ErrRunbookAbsent is returned by [Revert] for a moment at which the runbook
@@ -69,13 +70,11 @@ func Revert(ctx context.Context, db *gorm.DB, runbookID string, t time.Time, opt
 // audit.RevertComment says otherwise.
 func RevertToAudit(ctx context.Context, db *gorm.DB, runbookID string, auditID int64, opts ...audit.RevertOption) error {
 	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var n int64
-		if err := tx.Model(&audit.Audit{}).Where("id = ? AND ((auditable_type = ? AND auditable_id = ?) OR "+
-			"(auditable_type = ? AND associated_type = ? AND associated_id = ?))",
-			auditID, TypeRunbook, runbookID, TypeStep, TypeRunbook, runbookID).Count(&n).Error; err != nil {
+		ok, err := auditsql.IsOfRecordOrMember(tx, auditID, TypeRunbook, runbookID, TypeStep)
+		if err != nil {
 			return err
 		}
-		if n == 0 {
+		if !ok {
 			return ErrAuditNotInRunbook
 		}
 		return revertAfterAudit(ctx, tx, runbookID, auditID, opts)
@@ -128,12 +127,12 @@ func revertTo(ctx context.Context, db *gorm.DB, runbookID string, opts []audit.R
 // revert lists the runbook's steps, and steps added from now on wait until
 // the revert has committed. SQLite has a single writer and needs no lock.
 func lockRunbook(tx *gorm.DB, runbookID string) error {
-	if tx.Dialector.Name() != "postgres" {
+	d := dialect.Of(tx)
+	if !d.LocksRows() {
 		return nil
 	}
 	var ids []string
-	return tx.Model(&Runbook{}).Unscoped().Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}).
-		Where("id = ?", runbookID).Pluck("id", &ids).Error
+	return d.ForUpdate(tx.Model(&Runbook{}).Unscoped()).Where("id = ?", runbookID).Pluck("id", &ids).Error
 }
 
 // RevertToVersion puts runbook runbookID back at its audit version
@@ -149,14 +148,13 @@ func RevertToVersion(ctx context.Context, db *gorm.DB, runbookID string, version
 		if _, err := audit.StateAt(ctx, tx, TypeRunbook, runbookID, version, audit.ReadOptionsOf(opts)...); err != nil {
 			return err
 		}
-		var next []int64
-		if err := tx.Model(&audit.Audit{}).Where("auditable_type = ? AND auditable_id = ? AND version = ?",
-			TypeRunbook, runbookID, version+1).Pluck("id", &next).Error; err != nil {
+		next, ok, err := auditsql.VersionID(tx, TypeRunbook, runbookID, version+1)
+		if err != nil {
 			return err
 		}
 		auditID := int64(math.MaxInt64) // the latest version: every row so far
-		if len(next) > 0 {
-			auditID = next[0] - 1
+		if ok {
+			auditID = next - 1
 		}
 		desc := fmt.Sprintf("revert to runbook version %d", version)
 		return revertAfterAudit(ctx, tx, runbookID, auditID, append([]audit.RevertOption{audit.RevertComment(desc)}, opts...))
@@ -172,13 +170,12 @@ func RevertToVersion(ctx context.Context, db *gorm.DB, runbookID string, version
 // name it (deleted ones, and ones moved away). The runbook comes first, so
 // that a re-inserted runbook exists before its steps.
 func recordsOf(tx *gorm.DB, runbookID string) ([]audit.Ref, error) {
-	var current, audited []string
+	var current []string
 	if err := tx.Model(&Step{}).Unscoped().Where("runbook_id = ?", runbookID).Order("id").Pluck("id", &current).Error; err != nil {
 		return nil, fmt.Errorf("runbooks: list steps: %w", err)
 	}
-	if err := tx.Model(&audit.Audit{}).Distinct("auditable_id").
-		Where("associated_type = ? AND associated_id = ? AND auditable_type = ?", TypeRunbook, runbookID, TypeStep).
-		Order("auditable_id").Pluck("auditable_id", &audited).Error; err != nil {
+	audited, err := auditsql.MemberIDs(tx, TypeRunbook, runbookID, TypeStep)
+	if err != nil {
 		return nil, fmt.Errorf("runbooks: list audited steps: %w", err)
 	}
 	refs := []audit.Ref{{Type: TypeRunbook, ID: runbookID}}

@@ -13,6 +13,8 @@ import (
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/schema"
+
+	"github.com/gormaudit/gormaudit/internal/dialect"
 )
 
 // JSON is a JSON document stored in a jsonb column on PostgreSQL and a text
@@ -72,10 +74,7 @@ func (JSON) GormDataType() string { return "json" }
 
 // GormDBDataType implements schema.GormDataTypeInterface for migrations.
 func (JSON) GormDBDataType(db *gorm.DB, _ *schema.Field) string {
-	if db.Dialector.Name() == "postgres" {
-		return "jsonb"
-	}
-	return "json"
+	return dialect.Of(db).JSONType()
 }
 
 // Duration is a time.Duration stored and serialised as an ISO 8601
