@@ -149,87 +149,106 @@ func (p *Plugin) resolveModels(db *gorm.DB) error {
 	p.tables = make(map[string]*model, len(p.cfg.Models))
 	for i, m := range p.cfg.Models {
 		field := fmt.Sprintf("Models[%d]", i)
-		if m.Value == nil {
-			return &ConfigError{Field: field + ".Value", Reason: "is nil"}
-		}
-		stmt := &gorm.Statement{DB: db}
-		if err := stmt.Parse(m.Value); err != nil {
-			return &ConfigError{Field: field + ".Value", Reason: err.Error()}
-		}
-		sch := stmt.Schema
-		rm := &model{typeName: m.Type, schema: sch, redact: map[string]bool{}}
-		if rm.typeName == "" {
-			rm.typeName = sch.ModelType.Name()
+		rm, err := resolveModel(db, field, m)
+		if err != nil {
+			return err
 		}
 		if _, dup := p.byType[rm.typeName]; dup {
 			return &ConfigError{Field: field + ".Type", Reason: fmt.Sprintf("%q registered twice", rm.typeName)}
 		}
-		if _, dup := p.models[sch.ModelType]; dup {
-			return &ConfigError{Field: field + ".Value", Reason: fmt.Sprintf("%s registered twice", sch.ModelType)}
-		}
-		if len(sch.PrimaryFields) != 1 {
-			return &ConfigError{Field: field + ".Value", Reason: fmt.Sprintf("%s must have exactly one primary key column", sch.ModelType)}
-		}
-		rm.pk = sch.PrimaryFields[0]
-		column := func(setting, name string) (*schema.Field, error) {
-			f := sch.LookUpField(name)
-			if f == nil || f.DBName == "" {
-				return nil, &ConfigError{Field: field + "." + setting, Reason: fmt.Sprintf("%s has no column %q", sch.Table, name)}
-			}
-			return f, nil
-		}
-		ignore := map[string]bool{}
-		for _, c := range m.Ignore {
-			f, err := column("Ignore", c)
-			if err != nil {
-				return err
-			}
-			ignore[f.DBName] = true
-		}
-		for _, c := range m.Redact {
-			f, err := column("Redact", c)
-			if err != nil {
-				return err
-			}
-			rm.redact[f.DBName] = true
-		}
-		accountColumn := m.AccountColumn
-		if accountColumn == "" {
-			accountColumn = "account_id"
-		}
-		if f := sch.LookUpField(accountColumn); f != nil && f.DBName != "" {
-			if !isInteger(f.FieldType) {
-				return &ConfigError{Field: field + ".AccountColumn", Reason: fmt.Sprintf("%s.%s is not an integer", sch.Table, f.DBName)}
-			}
-			rm.account = f
-		} else if m.AccountColumn != "" {
-			return &ConfigError{Field: field + ".AccountColumn", Reason: fmt.Sprintf("%s has no column %q", sch.Table, m.AccountColumn)}
-		}
-		if (m.AssociatedType == "") != (m.AssociatedColumn == "") {
-			return &ConfigError{Field: field + ".AssociatedType", Reason: "AssociatedType and AssociatedColumn go together"}
-		}
-		if m.AssociatedColumn != "" {
-			f, err := column("AssociatedColumn", m.AssociatedColumn)
-			if err != nil {
-				return err
-			}
-			rm.assocType, rm.assocField = m.AssociatedType, f
-		}
-		for _, f := range sch.Fields {
-			if f.DBName == "" || f.PrimaryKey || ignore[f.DBName] || f.AutoCreateTime != 0 || f.AutoUpdateTime != 0 ||
-				f.DBName == "created_at" || f.DBName == "updated_at" {
-				continue
-			}
-			rm.fields = append(rm.fields, f)
+		if _, dup := p.models[rm.schema.ModelType]; dup {
+			return &ConfigError{Field: field + ".Value", Reason: fmt.Sprintf("%s registered twice", rm.schema.ModelType)}
 		}
 		if p.dialect.SingleStatementCapture() {
 			rm.prepareSnapshotSQL(db)
 		}
-		p.models[sch.ModelType] = rm
+		p.models[rm.schema.ModelType] = rm
 		p.byType[rm.typeName] = rm
-		p.tables[normTable(sch.Table)] = rm
+		p.tables[normTable(rm.schema.Table)] = rm
 	}
 	return p.refuseCascades()
+}
+
+// resolveModel resolves registration m (Config.Models[i], named field in
+// errors) against db's naming strategy.
+func resolveModel(db *gorm.DB, field string, m Model) (*model, error) {
+	if m.Value == nil {
+		return nil, &ConfigError{Field: field + ".Value", Reason: "is nil"}
+	}
+	stmt := &gorm.Statement{DB: db}
+	if err := stmt.Parse(m.Value); err != nil {
+		return nil, &ConfigError{Field: field + ".Value", Reason: err.Error()}
+	}
+	sch := stmt.Schema
+	rm := &model{typeName: m.Type, schema: sch, redact: map[string]bool{}}
+	if rm.typeName == "" {
+		rm.typeName = sch.ModelType.Name()
+	}
+	if len(sch.PrimaryFields) != 1 {
+		return nil, &ConfigError{Field: field + ".Value", Reason: fmt.Sprintf("%s must have exactly one primary key column", sch.ModelType)}
+	}
+	rm.pk = sch.PrimaryFields[0]
+	column := func(setting, name string) (*schema.Field, error) {
+		f := sch.LookUpField(name)
+		if f == nil || f.DBName == "" {
+			return nil, &ConfigError{Field: field + "." + setting, Reason: fmt.Sprintf("%s has no column %q", sch.Table, name)}
+		}
+		return f, nil
+	}
+	ignore := map[string]bool{}
+	for _, c := range m.Ignore {
+		f, err := column("Ignore", c)
+		if err != nil {
+			return nil, err
+		}
+		ignore[f.DBName] = true
+	}
+	for _, c := range m.Redact {
+		f, err := column("Redact", c)
+		if err != nil {
+			return nil, err
+		}
+		rm.redact[f.DBName] = true
+	}
+	if err := rm.resolveRelated(field, m, column); err != nil {
+		return nil, err
+	}
+	for _, f := range sch.Fields {
+		if f.DBName == "" || f.PrimaryKey || ignore[f.DBName] || f.AutoCreateTime != 0 || f.AutoUpdateTime != 0 ||
+			f.DBName == "created_at" || f.DBName == "updated_at" {
+			continue
+		}
+		rm.fields = append(rm.fields, f)
+	}
+	return rm, nil
+}
+
+// resolveRelated sets the model's account column and associated record.
+func (rm *model) resolveRelated(field string, m Model, column func(setting, name string) (*schema.Field, error)) error {
+	sch := rm.schema
+	accountColumn := m.AccountColumn
+	if accountColumn == "" {
+		accountColumn = "account_id"
+	}
+	if f := sch.LookUpField(accountColumn); f != nil && f.DBName != "" {
+		if !isInteger(f.FieldType) {
+			return &ConfigError{Field: field + ".AccountColumn", Reason: fmt.Sprintf("%s.%s is not an integer", sch.Table, f.DBName)}
+		}
+		rm.account = f
+	} else if m.AccountColumn != "" {
+		return &ConfigError{Field: field + ".AccountColumn", Reason: fmt.Sprintf("%s has no column %q", sch.Table, m.AccountColumn)}
+	}
+	if (m.AssociatedType == "") != (m.AssociatedColumn == "") {
+		return &ConfigError{Field: field + ".AssociatedType", Reason: "AssociatedType and AssociatedColumn go together"}
+	}
+	if m.AssociatedColumn != "" {
+		f, err := column("AssociatedColumn", m.AssociatedColumn)
+		if err != nil {
+			return err
+		}
+		rm.assocType, rm.assocField = m.AssociatedType, f
+	}
+	return nil
 }
 
 func isInteger(t reflect.Type) bool {

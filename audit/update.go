@@ -70,7 +70,7 @@ func (p *Plugin) auditedUpdate(db *gorm.DB, r *recorder) {
 		return
 	}
 
-	userReturning, returned := stmt.Clauses["RETURNING"]
+	_, returned := stmt.Clauses["RETURNING"]
 	plainTable := stmt.TableExpr == nil && !hasClause(stmt, "FROM")
 	portable, err := r.m.checkAssignments(stmt)
 	if err != nil {
@@ -89,6 +89,14 @@ func (p *Plugin) auditedUpdate(db *gorm.DB, r *recorder) {
 		}
 		return
 	}
+	p.portableUpdate(db, r, plainTable)
+}
+
+// portableUpdate runs an update whose audit rows are a second statement,
+// inside a savepoint (see guard): the UPDATE returns the rows as written,
+// paired with their old values, and their audit rows are inserted.
+func (p *Plugin) portableUpdate(db *gorm.DB, r *recorder, plainTable bool) {
+	stmt := db.Statement
 	g, err := begin(db)
 	if err != nil {
 		r.fail(err)
@@ -97,6 +105,7 @@ func (p *Plugin) auditedUpdate(db *gorm.DB, r *recorder) {
 	defer g.finish(db)
 	// The plugin reads every column back, whatever the caller asked for;
 	// the caller's RETURNING columns are delivered afterwards.
+	userReturning, returned := stmt.Clauses["RETURNING"]
 	stmt.Clauses["RETURNING"] = clause.Clause{Name: "RETURNING", Expression: clause.Returning{}}
 	var olds, news []reflect.Value
 	if p.dialect.SingleStatementCapture() && plainTable {
