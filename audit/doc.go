@@ -117,9 +117,20 @@
 // histories that start after a record was created (recording starts when
 // an account is enabled) can still be used. Discarded records are
 // undiscarded and hard-deleted ones re-inserted with the same primary key.
-// [DryRun] previews a revert as {column: [current, reverted]} per record;
-// [InAccount] refuses other accounts' records; schema drift is reported as a
-// [*DriftError] naming the columns, or skipped with [SkipSchemaDrift].
+//
+// The history calls take a *[ReadOptions] and the reverts a
+// *[RevertOptions], nil for the defaults; the two are distinct types, so a
+// revert's options cannot be passed to a history call. AccountID refuses
+// other accounts' records; schema drift is reported as a [*DriftError]
+// naming the columns, or skipped with SkipSchemaDrift. A revert's DryRun
+// previews it into Plan as {column: [current, reverted]} per record:
+//
+//	var plan audit.Plan
+//	err := audit.Revert(ctx, db, runbooks.TypeStep, stepID, 3, &audit.RevertOptions{
+//		ReadOptions: audit.ReadOptions{AccountID: &accountID},
+//		DryRun:      true,
+//		Plan:        &plan,
+//	})
 //
 // Audit rows are stamped to the millisecond, so a moment cannot tell apart
 // changes made within one. [StatesAfterAudit] and [RevertAllAfterAudit]

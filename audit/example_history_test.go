@@ -58,7 +58,7 @@ func must(err error) {
 func ExampleStateAt() {
 	ctx, db, step := historyExample()
 
-	st, err := audit.StateAt(ctx, db, runbooks.TypeStep, step.ID, 1)
+	st, err := audit.StateAt(ctx, db, runbooks.TypeStep, step.ID, 1, nil)
 	if err != nil {
 		panic(err)
 	}
@@ -68,7 +68,7 @@ func ExampleStateAt() {
 	}
 	fmt.Println(st.Version, st.At.Format(time.Kitchen), then.Name, then.Position, then.Repeats)
 
-	_, err = audit.StateAt(ctx, db, runbooks.TypeStep, step.ID, 9)
+	_, err = audit.StateAt(ctx, db, runbooks.TypeStep, step.ID, 9, nil)
 	var ve *audit.VersionError
 	fmt.Println(errors.As(err, &ve), ve.First, ve.Last)
 	// Output:
@@ -81,7 +81,7 @@ func ExampleStateAsOf() {
 
 	// Version 2 was written at 9:03, version 3 at 9:04.
 	at := time.Date(2026, 3, 1, 9, 3, 30, 0, time.UTC)
-	st, err := audit.StateAsOf(ctx, db, runbooks.TypeStep, step.ID, at)
+	st, err := audit.StateAsOf(ctx, db, runbooks.TypeStep, step.ID, at, nil)
 	if err != nil {
 		panic(err)
 	}
@@ -93,7 +93,7 @@ func ExampleStateAsOf() {
 func ExampleDiff() {
 	ctx, db, step := historyExample()
 
-	diff, err := audit.Diff(ctx, db, runbooks.TypeStep, step.ID, 1, 3)
+	diff, err := audit.Diff(ctx, db, runbooks.TypeStep, step.ID, 1, 3, nil)
 	if err != nil {
 		panic(err)
 	}
@@ -108,14 +108,14 @@ func ExampleRevert() {
 
 	// Preview first: nothing is written.
 	var plan audit.Plan
-	if err := audit.Revert(ctx, db, runbooks.TypeStep, step.ID, 1, audit.DryRun(&plan)); err != nil {
+	if err := audit.Revert(ctx, db, runbooks.TypeStep, step.ID, 1, &audit.RevertOptions{DryRun: true, Plan: &plan}); err != nil {
 		panic(err)
 	}
 	b, _ := json.Marshal(plan.Records[0].Changes)
 	fmt.Println(plan.Records[0].Action, string(b))
 
 	// Then write version 1 back; the revert is itself audited.
-	if err := audit.Revert(ctx, db, runbooks.TypeStep, step.ID, 1); err != nil {
+	if err := audit.Revert(ctx, db, runbooks.TypeStep, step.ID, 1, nil); err != nil {
 		panic(err)
 	}
 	var last audit.Audit
@@ -124,7 +124,7 @@ func ExampleRevert() {
 
 	// Hard-deleted rows come back with the same primary key.
 	must(db.WithContext(ctx).Unscoped().Delete(&runbooks.Step{ID: step.ID}).Error)
-	if err := audit.Revert(ctx, db, runbooks.TypeStep, step.ID, 4); err != nil {
+	if err := audit.Revert(ctx, db, runbooks.TypeStep, step.ID, 4, nil); err != nil {
 		panic(err)
 	}
 	var back runbooks.Step

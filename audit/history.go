@@ -34,7 +34,8 @@ type State struct {
 	// audited_changes encoding; nil when the record did not exist.
 	// Redacted columns hold [RedactedValue].
 	Attributes Changes `json:"attributes"`
-	// Skipped lists the columns left out under [SkipSchemaDrift].
+	// Skipped lists the columns left out under
+	// [ReadOptions].SkipSchemaDrift.
 	Skipped []string `json:"skipped,omitempty"`
 
 	m *model
@@ -114,7 +115,7 @@ func (m *model) keyValue(id string) (any, error) {
 // would neither serve histories that start late nor see schema drift in the
 // later rows a revert has to undo, so both are reported the same way
 // whatever the version.
-func StateAt(ctx context.Context, db *gorm.DB, typ, id string, version int, opts ...ReadOption) (*State, error) {
+func StateAt(ctx context.Context, db *gorm.DB, typ, id string, version int, opts *ReadOptions) (*State, error) {
 	hs, err := loadHistories(ctx, db, []Ref{{typ, id}}, point{version: version}, readOptions(opts), false)
 	if err != nil {
 		return nil, err
@@ -130,8 +131,8 @@ func StateAt(ctx context.Context, db *gorm.DB, typ, id string, version int, opts
 // audit created at or before t. For a moment before its recorded history the
 // result has Version 0: Exists is false when the history starts with its
 // creation, otherwise it is the state the record had when recording began.
-func StateAsOf(ctx context.Context, db *gorm.DB, typ, id string, t time.Time, opts ...ReadOption) (*State, error) {
-	states, err := StatesAsOf(ctx, db, []Ref{{typ, id}}, t, opts...)
+func StateAsOf(ctx context.Context, db *gorm.DB, typ, id string, t time.Time, opts *ReadOptions) (*State, error) {
+	states, err := StatesAsOf(ctx, db, []Ref{{typ, id}}, t, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +143,7 @@ func StateAsOf(ctx context.Context, db *gorm.DB, typ, id string, t time.Time, op
 // with a constant number of SQL statements per registered type (two, or more
 // only beyond 500 records of one type), plus one reading the accounts' gaps
 // under [Config].EnabledAccountsOnly.
-func StatesAsOf(ctx context.Context, db *gorm.DB, refs []Ref, t time.Time, opts ...ReadOption) ([]*State, error) {
+func StatesAsOf(ctx context.Context, db *gorm.DB, refs []Ref, t time.Time, opts *ReadOptions) ([]*State, error) {
 	return statesAt(ctx, db, refs, point{at: t, byTime: true}, readOptions(opts))
 }
 
@@ -155,11 +156,11 @@ func StatesAsOf(ctx context.Context, db *gorm.DB, refs []Ref, t time.Time, opts 
 // with [StatesAsOf]. The statements are those of [StatesAsOf], plus one
 // reading the created_at of audit row auditID (or of the last row before
 // it), the moment a gap in the history is measured from.
-func StatesAfterAudit(ctx context.Context, db *gorm.DB, refs []Ref, auditID int64, opts ...ReadOption) ([]*State, error) {
+func StatesAfterAudit(ctx context.Context, db *gorm.DB, refs []Ref, auditID int64, opts *ReadOptions) ([]*State, error) {
 	return statesAt(ctx, db, refs, point{auditID: auditID, byAudit: true}, readOptions(opts))
 }
 
-func statesAt(ctx context.Context, db *gorm.DB, refs []Ref, pt point, o *options) ([]*State, error) {
+func statesAt(ctx context.Context, db *gorm.DB, refs []Ref, pt point, o ReadOptions) ([]*State, error) {
 	hs, err := loadHistories(ctx, db, refs, pt, o, false)
 	if err != nil {
 		return nil, err
@@ -183,7 +184,7 @@ func statesAt(ctx context.Context, db *gorm.DB, refs []Ref, pt point, o *options
 // value differs, in the audited_changes encoding. If the record existed at
 // only one of the two versions, every column is listed, null on the other
 // side. from may be greater than to.
-func Diff(ctx context.Context, db *gorm.DB, typ, id string, from, to int, opts ...ReadOption) (Changes, error) {
+func Diff(ctx context.Context, db *gorm.DB, typ, id string, from, to int, opts *ReadOptions) (Changes, error) {
 	lo, hi := min(from, to), max(from, to)
 	hs, err := loadHistories(ctx, db, []Ref{{typ, id}}, point{version: lo}, readOptions(opts), false)
 	if err != nil {
@@ -280,7 +281,7 @@ type history struct {
 	cur        reflect.Value // valid when curExists
 	curExists  bool
 	rows       []Audit // version descending
-	opts       *options
+	opts       ReadOptions
 	first      int // 0 unless known
 	last       int
 	boundsRead bool
@@ -312,7 +313,7 @@ func (h *history) versionAt() int {
 // point on, with one statement for the rows and one for the audits per type
 // (per 500 records). With lock, the current rows are locked (PostgreSQL) so
 // that nobody writes them, or their history, until the transaction ends.
-func loadHistories(ctx context.Context, db *gorm.DB, refs []Ref, pt point, o *options, lock bool) ([]*history, error) {
+func loadHistories(ctx context.Context, db *gorm.DB, refs []Ref, pt point, o ReadOptions, lock bool) ([]*history, error) {
 	p, ok := FromDB(db)
 	if !ok {
 		return nil, ErrNoPlugin
@@ -442,7 +443,7 @@ func readAudits(q *gorm.DB, typ string, ids []string, pt point) ([]Audit, error)
 // check refuses records that do not exist or belong to another account, and
 // versions outside the history, before anything is rebuilt.
 func (h *history) check(q *gorm.DB) error {
-	if want := h.opts.account; want != nil {
+	if want := h.opts.AccountID; want != nil {
 		if h.curExists {
 			if got := h.m.accountOf(h.ctx, h.cur); got != *want {
 				return &AccountError{Ref: h.Ref, AccountID: got, Want: *want}
@@ -566,14 +567,14 @@ func (h *history) bounds(q *gorm.DB) (first, last int, err error) {
 		return 0, 0, fmt.Errorf("audit: read history of %s: %w", h.Ref, err)
 	}
 	h.first, h.last, h.boundsRead = first, last, true
-	if h.opts.account != nil && last > 0 && !h.curExists {
+	if h.opts.AccountID != nil && last > 0 && !h.curExists {
 		// Do not tell another account's caller which versions exist.
 		acct, err := auditsql.LatestAccount(q, h.Type, h.ID)
 		if err != nil {
 			return 0, 0, fmt.Errorf("audit: read history of %s: %w", h.Ref, err)
 		}
-		if acct != *h.opts.account {
-			return 0, 0, &AccountError{Ref: h.Ref, AccountID: acct, Want: *h.opts.account}
+		if acct != *h.opts.AccountID {
+			return 0, 0, &AccountError{Ref: h.Ref, AccountID: acct, Want: *h.opts.AccountID}
 		}
 	}
 	return first, last, nil
@@ -762,7 +763,7 @@ func (w *walker) state(v int) (*State, error) {
 		added = slices.Sorted(maps.Keys(w.added))
 	}
 	if len(removed)+len(added) > 0 {
-		if !w.h.opts.skipDrift {
+		if !w.h.opts.SkipSchemaDrift {
 			return nil, &DriftError{Ref: w.h.Ref, Removed: removed, Added: added}
 		}
 		s.Skipped = append(removed, added...)

@@ -19,12 +19,12 @@ var (
 	// ErrVersionNotFound is returned for a version outside a record's
 	// recorded history. See [VersionError].
 	ErrVersionNotFound = errors.New("audit: version not in the record's history")
-	// ErrOtherAccount is returned, with [InAccount], for a record of another
-	// account. See [AccountError].
+	// ErrOtherAccount is returned, with [ReadOptions].AccountID set, for a
+	// record of another account. See [AccountError].
 	ErrOtherAccount = errors.New("audit: record belongs to another account")
 	// ErrSchemaDrift is returned when rebuilding a state needs columns that
 	// the model no longer audits, or audited columns the history does not
-	// know. See [DriftError] and [SkipSchemaDrift].
+	// know. See [DriftError] and [ReadOptions].SkipSchemaDrift.
 	ErrSchemaDrift = errors.New("audit: history does not match the model's audited columns")
 	// ErrHistoryGap is returned when a record's audit rows do not fit its
 	// current row, such as an update recorded after the row was removed
@@ -81,8 +81,8 @@ func (e *VersionError) Error() string {
 // Is makes errors.Is(err, ErrVersionNotFound) true.
 func (e *VersionError) Is(target error) bool { return target == ErrVersionNotFound }
 
-// AccountError reports, with [InAccount], a record that belongs to another
-// account. It matches [ErrOtherAccount].
+// AccountError reports, with [ReadOptions].AccountID set, a record that
+// belongs to another account. It matches [ErrOtherAccount].
 type AccountError struct {
 	Ref
 	// AccountID is the record's account; Want the one the caller is scoped to.
@@ -116,7 +116,7 @@ func (e *DriftError) Error() string {
 	if len(e.Added) > 0 {
 		parts = append(parts, "columns absent from history: "+strings.Join(e.Added, ", "))
 	}
-	return fmt.Sprintf("audit: %s: schema drift (%s); use audit.SkipSchemaDrift to skip them", e.Ref, strings.Join(parts, "; "))
+	return fmt.Sprintf("audit: %s: schema drift (%s); set audit.ReadOptions.SkipSchemaDrift to skip them", e.Ref, strings.Join(parts, "; "))
 }
 
 // Is makes errors.Is(err, ErrSchemaDrift) true.

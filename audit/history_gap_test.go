@@ -54,15 +54,15 @@ func TestHistoryGapIsReported(t *testing.T) {
 	for name, err := range map[string]error{
 		"StateAt": stateAt(b, rb.ID, 1),
 		"StateAsOf": func() error {
-			_, err := audit.StateAsOf(ctx, b.db, runbooks.TypeRunbook, rb.ID, v1.CreatedAt)
+			_, err := audit.StateAsOf(ctx, b.db, runbooks.TypeRunbook, rb.ID, v1.CreatedAt, nil)
 			return err
 		}(),
-		"StatesAfterAudit":    func() error { _, err := audit.StatesAfterAudit(ctx, b.db, refs, v1.ID); return err }(),
-		"Diff":                func() error { _, err := audit.Diff(ctx, b.db, runbooks.TypeRunbook, rb.ID, 1, 3); return err }(),
-		"Revert":              audit.Revert(ctx, b.db, runbooks.TypeRunbook, rb.ID, 1),
-		"Revert dry run":      audit.Revert(ctx, b.db, runbooks.TypeRunbook, rb.ID, 2, audit.DryRun(&audit.Plan{})),
-		"RevertAllAfterAudit": audit.RevertAllAfterAudit(ctx, b.db, refs, v1.ID),
-		"runbook revert":      runbooks.RevertToVersion(ctx, b.db, rb.ID, 1),
+		"StatesAfterAudit":    func() error { _, err := audit.StatesAfterAudit(ctx, b.db, refs, v1.ID, nil); return err }(),
+		"Diff":                func() error { _, err := audit.Diff(ctx, b.db, runbooks.TypeRunbook, rb.ID, 1, 3, nil); return err }(),
+		"Revert":              audit.Revert(ctx, b.db, runbooks.TypeRunbook, rb.ID, 1, nil),
+		"Revert dry run":      audit.Revert(ctx, b.db, runbooks.TypeRunbook, rb.ID, 2, &audit.RevertOptions{DryRun: true, Plan: &audit.Plan{}}),
+		"RevertAllAfterAudit": audit.RevertAllAfterAudit(ctx, b.db, refs, v1.ID, nil),
+		"runbook revert":      runbooks.RevertToVersion(ctx, b.db, rb.ID, 1, nil),
 	} {
 		he := requireGap(t, err)
 		require.Empty(t, cmp.Diff(wantGap, he.Gap, gapOpts), name)
@@ -74,7 +74,7 @@ func TestHistoryGapIsReported(t *testing.T) {
 	require.Empty(t, cmp.Diff(row, after))
 
 	// After the gap, the history is whole again.
-	st, err := audit.StateAt(ctx, b.db, runbooks.TypeRunbook, rb.ID, 3)
+	st, err := audit.StateAt(ctx, b.db, runbooks.TypeRunbook, rb.ID, 3, nil)
 	require.NoError(t, err)
 	require.Equal(t, `"unseen"`, string(st.Attributes["description"]))
 }
@@ -91,7 +91,7 @@ func TestHistoryGapsThatDoNotMatter(t *testing.T) {
 	_, err := audit.EnableAccount(ctx, b.db, 1)
 	require.NoError(t, err)
 	require.NoError(t, b.w().Model(&early).Update("name", "late v1").Error)
-	st, err := audit.StateAsOf(ctx, b.db, runbooks.TypeRunbook, early.ID, time.Time{})
+	st, err := audit.StateAsOf(ctx, b.db, runbooks.TypeRunbook, early.ID, time.Time{}, nil)
 	require.NoError(t, err, "a late start is not a gap")
 	require.Equal(t, `"before enabling"`, string(st.Attributes["name"]))
 
@@ -103,15 +103,15 @@ func TestHistoryGapsThatDoNotMatter(t *testing.T) {
 	require.NoError(t, b.w().Create(&later).Error)
 	require.NoError(t, b.w().Model(&later).Update("name", "renamed").Error)
 
-	st, err = audit.StateAt(ctx, b.db, runbooks.TypeRunbook, later.ID, 1)
+	st, err = audit.StateAt(ctx, b.db, runbooks.TypeRunbook, later.ID, 1, nil)
 	require.NoError(t, err)
 	require.Equal(t, `"created after the gap"`, string(st.Attributes["name"]))
-	st, err = audit.StateAsOf(ctx, b.db, runbooks.TypeRunbook, later.ID, time.Time{})
+	st, err = audit.StateAsOf(ctx, b.db, runbooks.TypeRunbook, later.ID, time.Time{}, nil)
 	require.NoError(t, err, "the record did not exist during the gap")
 	require.False(t, st.Exists)
-	require.NoError(t, audit.Revert(ctx, b.db, runbooks.TypeRunbook, later.ID, 1))
+	require.NoError(t, audit.Revert(ctx, b.db, runbooks.TypeRunbook, later.ID, 1, nil))
 
-	_, err = audit.StateAt(ctx, b.db, runbooks.TypeRunbook, early.ID, 1)
+	_, err = audit.StateAt(ctx, b.db, runbooks.TypeRunbook, early.ID, 1, nil)
 	requireGap(t, err) // the early record existed during the gap
 }
 
@@ -130,7 +130,7 @@ func TestCurrentRowUnexplainedIsAGap(t *testing.T) {
 	require.Equal(t, 2, he.Version)
 	require.Contains(t, he.Error(), `name is "raw", not "v2"`)
 	before := b.audits(t)
-	requireGap(t, audit.Revert(b.ctx, b.db, runbooks.TypeRunbook, rb.ID, 1))
+	requireGap(t, audit.Revert(b.ctx, b.db, runbooks.TypeRunbook, rb.ID, 1, nil))
 	require.Equal(t, before, b.audits(t), "nothing written")
 
 	// A row removed without a destroy audit.
@@ -143,7 +143,7 @@ func TestCurrentRowUnexplainedIsAGap(t *testing.T) {
 	back := runbooks.Runbook{AccountID: 1, Name: "back"}
 	require.NoError(t, b.w().Create(&back).Error)
 	require.NoError(t, b.w().Delete(&back).Error)
-	_, err := audit.StateAt(b.ctx, b.db, runbooks.TypeRunbook, back.ID, 1)
+	_, err := audit.StateAt(b.ctx, b.db, runbooks.TypeRunbook, back.ID, 1, nil)
 	require.NoError(t, err, "a discarded row fits its destroy")
 	require.NoError(t, b.db.Exec("UPDATE runbooks SET discarded_at = NULL WHERE id = ?", back.ID).Error)
 	requireGap(t, stateAt(b, back.ID, 1))
@@ -157,6 +157,6 @@ var gapOpts = cmp.Options{
 }
 
 func stateAt(b *bundle, id string, version int) error {
-	_, err := audit.StateAt(b.ctx, b.db, runbooks.TypeRunbook, id, version)
+	_, err := audit.StateAt(b.ctx, b.db, runbooks.TypeRunbook, id, version, nil)
 	return err
 }

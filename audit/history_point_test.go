@@ -40,7 +40,7 @@ func TestStatesAfterAuditWithinOneMillisecond(t *testing.T) {
 	}
 	want := []view{{"n1", "", false}, {"n2", "", false}, {"n2", "s1", false}, {"n3", "s1", false}, {"n3", "s2", false}, {"n3", "s2", true}}
 	for i, r := range rows {
-		states, err := audit.StatesAfterAudit(b.ctx, b.db, refs, r.ID)
+		states, err := audit.StatesAfterAudit(b.ctx, b.db, refs, r.ID, nil)
 		require.NoError(t, err)
 		var got view
 		var s runbooks.Step
@@ -55,24 +55,24 @@ func TestStatesAfterAuditWithinOneMillisecond(t *testing.T) {
 	}
 
 	// Before the first row: neither existed.
-	states, err := audit.StatesAfterAudit(b.ctx, b.db, refs, rows[0].ID-1)
+	states, err := audit.StatesAfterAudit(b.ctx, b.db, refs, rows[0].ID-1, nil)
 	require.NoError(t, err)
 	require.False(t, states[0].Exists)
 	require.False(t, states[1].Exists)
 
 	// The revert to a point names that point, and plans say what existed.
 	var plan audit.Plan
-	require.NoError(t, audit.RevertAllAfterAudit(b.ctx, b.db, refs, rows[1].ID, audit.DryRun(&plan)))
+	require.NoError(t, audit.RevertAllAfterAudit(b.ctx, b.db, refs, rows[1].ID, &audit.RevertOptions{DryRun: true, Plan: &plan}))
 	require.Empty(t, cmp.Diff([]audit.RecordPlan{
 		{Ref: refs[0], Version: 2, Exists: true, Action: audit.ActionUpdate,
 			Changes: audit.Changes{"name": []byte(`["n3","n2"]`)}},
 	}, plan.Records, cmp.Transformer("json", func(c audit.Changes) map[string]any { return decoded(t, c) })),
 		"the step is discarded already: nothing to write, and absent at the point")
-	require.NoError(t, audit.RevertAllAfterAudit(b.ctx, b.db, refs, rows[0].ID-1, audit.DryRun(&plan)))
+	require.NoError(t, audit.RevertAllAfterAudit(b.ctx, b.db, refs, rows[0].ID-1, &audit.RevertOptions{DryRun: true, Plan: &plan}))
 	require.Len(t, plan.Records, 1)
 	require.Equal(t, audit.ActionDestroy, plan.Records[0].Action)
 	require.False(t, plan.Records[0].Exists, "the plan says the runbook was absent, not version 0")
-	require.NoError(t, audit.RevertAllAfterAudit(b.ctx, b.db, refs, rows[1].ID))
+	require.NoError(t, audit.RevertAllAfterAudit(b.ctx, b.db, refs, rows[1].ID, nil))
 	var last audit.Audit
 	require.NoError(t, b.db.Order("id DESC").Take(&last).Error)
 	require.Equal(t, "revert to audit "+strconv.FormatInt(rows[1].ID, 10), last.Comment)

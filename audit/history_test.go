@@ -123,7 +123,7 @@ func TestStateAtEveryVersion(t *testing.T) {
 	rows := b.auditsOf(t, runbooks.TypeStep, step.ID)
 
 	for v := 1; v <= 4; v++ {
-		st, err := audit.StateAt(b.ctx, b.db, runbooks.TypeStep, step.ID, v)
+		st, err := audit.StateAt(b.ctx, b.db, runbooks.TypeStep, step.ID, v, nil)
 		require.NoError(t, err, "version %d", v)
 		require.True(t, st.Exists)
 		require.Equal(t, v, st.Version)
@@ -140,7 +140,7 @@ func TestStateAsOf(t *testing.T) {
 	step, snaps := histFixture(t, b)
 	rows := b.auditsOf(t, runbooks.TypeStep, step.ID)
 
-	st, err := audit.StateAsOf(b.ctx, b.db, runbooks.TypeStep, step.ID, before)
+	st, err := audit.StateAsOf(b.ctx, b.db, runbooks.TypeStep, step.ID, before, nil)
 	require.NoError(t, err)
 	require.Equal(t, 0, st.Version)
 	require.False(t, st.Exists, "before its create the step did not exist")
@@ -149,7 +149,7 @@ func TestStateAsOf(t *testing.T) {
 	for v := 1; v <= 4; v++ {
 		// At the version's own moment, and just before the next one.
 		for _, at := range []time.Time{rows[v-1].CreatedAt, rows[v-1].CreatedAt.Add(999 * time.Millisecond)} {
-			st, err := audit.StateAsOf(b.ctx, b.db, runbooks.TypeStep, step.ID, at)
+			st, err := audit.StateAsOf(b.ctx, b.db, runbooks.TypeStep, step.ID, at, nil)
 			require.NoError(t, err)
 			require.Equal(t, v, st.Version, "as of %s", at)
 			requireStep(t, snaps[v], decodeStep(t, st))
@@ -162,7 +162,7 @@ func TestDiff(t *testing.T) {
 	b, _ := histSetup(t, audit.Config{})
 	step, snaps := histFixture(t, b)
 
-	got, err := audit.Diff(b.ctx, b.db, runbooks.TypeStep, step.ID, 1, 3)
+	got, err := audit.Diff(b.ctx, b.db, runbooks.TypeStep, step.ID, 1, 3, nil)
 	require.NoError(t, err)
 	jsontest.RequireEqual(t, map[string]any{
 		"name":       []any{"Page primary", "Page secondary"},
@@ -172,13 +172,13 @@ func TestDiff(t *testing.T) {
 		"repeats_at": []any{nil, "2026-05-01T08:30:00.123456Z"},
 	}, got)
 
-	back, err := audit.Diff(b.ctx, b.db, runbooks.TypeStep, step.ID, 4, 3)
+	back, err := audit.Diff(b.ctx, b.db, runbooks.TypeStep, step.ID, 4, 3, nil)
 	require.NoError(t, err)
 	jsontest.RequireEqual(t, map[string]any{
 		"discarded_at": []any{snaps[4].DiscardedAt.Time.UTC().Format(time.RFC3339Nano), nil},
 	}, back)
 
-	same, err := audit.Diff(b.ctx, b.db, runbooks.TypeStep, step.ID, 2, 2)
+	same, err := audit.Diff(b.ctx, b.db, runbooks.TypeStep, step.ID, 2, 2, nil)
 	require.NoError(t, err)
 	require.Empty(t, same)
 }
@@ -190,12 +190,12 @@ func TestStateOfHardDeletedRecord(t *testing.T) {
 	require.NoError(t, b.w().Unscoped().Delete(&runbooks.Step{ID: step.ID}).Error) // v5
 	require.Error(t, b.db.Unscoped().Where("id = ?", step.ID).Take(&runbooks.Step{}).Error)
 
-	gone, err := audit.StateAt(b.ctx, b.db, runbooks.TypeStep, step.ID, 5)
+	gone, err := audit.StateAt(b.ctx, b.db, runbooks.TypeStep, step.ID, 5, nil)
 	require.NoError(t, err)
 	require.False(t, gone.Exists)
 
 	for v := 1; v <= 4; v++ {
-		st, err := audit.StateAt(b.ctx, b.db, runbooks.TypeStep, step.ID, v)
+		st, err := audit.StateAt(b.ctx, b.db, runbooks.TypeStep, step.ID, v, nil)
 		require.NoError(t, err)
 		require.True(t, st.Exists)
 		requireStep(t, snaps[v], decodeStep(t, st))
@@ -224,19 +224,19 @@ func TestStateWhenHistoryStartsLate(t *testing.T) {
 	require.Len(t, rows, 2)
 	require.Equal(t, audit.ActionUpdate, rows[0].Action)
 
-	st, err := audit.StateAt(b.ctx, b.db, runbooks.TypeStep, step.ID, 1)
+	st, err := audit.StateAt(b.ctx, b.db, runbooks.TypeStep, step.ID, 1, nil)
 	require.NoError(t, err)
 	requireStep(t, v1, decodeStep(t, st))
 
 	// Before the first recorded version: the state recording began with.
-	st, err = audit.StateAsOf(b.ctx, b.db, runbooks.TypeStep, step.ID, enabled)
+	st, err = audit.StateAsOf(b.ctx, b.db, runbooks.TypeStep, step.ID, enabled, nil)
 	require.NoError(t, err)
 	require.Equal(t, 0, st.Version)
 	require.True(t, st.Exists)
 	requireStep(t, original, decodeStep(t, st))
 
 	// And it can be written back.
-	require.NoError(t, audit.RevertAsOf(b.ctx, b.db, runbooks.TypeStep, step.ID, enabled))
+	require.NoError(t, audit.RevertAsOf(b.ctx, b.db, runbooks.TypeStep, step.ID, enabled, nil))
 	requireStep(t, original, loadStep(t, b.db, step.ID))
 }
 
@@ -262,7 +262,7 @@ func TestSchemaDrift(t *testing.T) {
 		})
 		before := len(b.audits(t))
 
-		_, err := audit.StateAt(b.ctx, b.db, runbooks.TypeStep, step.ID, 2)
+		_, err := audit.StateAt(b.ctx, b.db, runbooks.TypeStep, step.ID, 2, nil)
 		var de *audit.DriftError
 		require.ErrorAs(t, err, &de)
 		require.ErrorIs(t, err, audit.ErrSchemaDrift)
@@ -270,22 +270,22 @@ func TestSchemaDrift(t *testing.T) {
 		require.Empty(t, de.Added)
 		require.Contains(t, err.Error(), "legacy_priority")
 
-		err = audit.Revert(b.ctx, b.db, runbooks.TypeStep, step.ID, 2)
+		err = audit.Revert(b.ctx, b.db, runbooks.TypeStep, step.ID, 2, nil)
 		require.ErrorIs(t, err, audit.ErrSchemaDrift)
 		require.Len(t, b.audits(t), before, "nothing written")
 		requireStep(t, snaps[4], loadStep(t, b.db, step.ID))
 
 		// Versions after the drifted one do not need it.
-		_, err = audit.StateAt(b.ctx, b.db, runbooks.TypeStep, step.ID, 3)
+		_, err = audit.StateAt(b.ctx, b.db, runbooks.TypeStep, step.ID, 3, nil)
 		require.NoError(t, err)
 
-		st, err := audit.StateAt(b.ctx, b.db, runbooks.TypeStep, step.ID, 2, audit.SkipSchemaDrift())
+		st, err := audit.StateAt(b.ctx, b.db, runbooks.TypeStep, step.ID, 2, &audit.ReadOptions{SkipSchemaDrift: true})
 		require.NoError(t, err)
 		require.Equal(t, []string{"legacy_priority"}, st.Skipped)
 		requireStep(t, snaps[2], decodeStep(t, st))
 
 		var plan audit.Plan
-		require.NoError(t, audit.Revert(b.ctx, b.db, runbooks.TypeStep, step.ID, 2, audit.SkipSchemaDrift(), audit.ReportTo(&plan)))
+		require.NoError(t, audit.Revert(b.ctx, b.db, runbooks.TypeStep, step.ID, 2, &audit.RevertOptions{ReadOptions: audit.ReadOptions{SkipSchemaDrift: true}, Plan: &plan}))
 		require.Len(t, plan.Records, 1)
 		require.Equal(t, []string{"legacy_priority"}, plan.Records[0].Skipped)
 		requireStep(t, snaps[2], loadStep(t, b.db, step.ID))
@@ -298,18 +298,18 @@ func TestSchemaDrift(t *testing.T) {
 		// The destroy was recorded before the model had "automatic".
 		drift(t, b, step.ID, 5, func(m map[string]json.RawMessage) { delete(m, "automatic") })
 
-		_, err := audit.StateAt(b.ctx, b.db, runbooks.TypeStep, step.ID, 4)
+		_, err := audit.StateAt(b.ctx, b.db, runbooks.TypeStep, step.ID, 4, nil)
 		var de *audit.DriftError
 		require.ErrorAs(t, err, &de)
 		require.Equal(t, []string{"automatic"}, de.Added)
 		require.Empty(t, de.Removed)
 
 		before := len(b.audits(t))
-		require.ErrorIs(t, audit.Revert(b.ctx, b.db, runbooks.TypeStep, step.ID, 3), audit.ErrSchemaDrift)
+		require.ErrorIs(t, audit.Revert(b.ctx, b.db, runbooks.TypeStep, step.ID, 3, nil), audit.ErrSchemaDrift)
 		require.Len(t, b.audits(t), before, "nothing written")
 
 		var plan audit.Plan
-		require.NoError(t, audit.Revert(b.ctx, b.db, runbooks.TypeStep, step.ID, 3, audit.SkipSchemaDrift(), audit.ReportTo(&plan)))
+		require.NoError(t, audit.Revert(b.ctx, b.db, runbooks.TypeStep, step.ID, 3, &audit.RevertOptions{ReadOptions: audit.ReadOptions{SkipSchemaDrift: true}, Plan: &plan}))
 		require.Len(t, plan.Records, 1)
 		require.Equal(t, audit.ActionCreate, plan.Records[0].Action)
 		require.Equal(t, []string{"automatic"}, plan.Records[0].Skipped)
@@ -323,12 +323,13 @@ func TestHistoryErrors(t *testing.T) {
 	step, _ := histFixture(t, b)
 	before := len(b.audits(t))
 	stepBefore := loadStep(t, b.db, step.ID)
+	eight := int64(8)
 
 	cases := []struct {
 		name    string
 		typ, id string
 		version int
-		opts    []audit.Option
+		read    audit.ReadOptions
 		is      error
 		check   func(t *testing.T, err error)
 	}{
@@ -351,28 +352,24 @@ func TestHistoryErrors(t *testing.T) {
 				require.Equal(t, audit.VersionError{Ref: audit.Ref{Type: runbooks.TypeStep, ID: step.ID}, Version: 5, First: 1, Last: 4}, *ve)
 			}},
 		{name: "version zero", typ: runbooks.TypeStep, id: step.ID, version: 0, is: audit.ErrVersionNotFound},
-		{name: "other account", typ: runbooks.TypeStep, id: step.ID, version: 1, opts: []audit.Option{audit.InAccount(8)}, is: audit.ErrOtherAccount,
+		{name: "other account", typ: runbooks.TypeStep, id: step.ID, version: 1, read: audit.ReadOptions{AccountID: &eight}, is: audit.ErrOtherAccount,
 			check: func(t *testing.T, err error) {
 				var ae *audit.AccountError
 				require.ErrorAs(t, err, &ae)
 				require.Equal(t, int64(7), ae.AccountID)
 				require.Equal(t, int64(8), ae.Want)
 			}},
-		{name: "other account, version beyond", typ: runbooks.TypeStep, id: step.ID, version: 99, opts: []audit.Option{audit.InAccount(8)}, is: audit.ErrOtherAccount},
+		{name: "other account, version beyond", typ: runbooks.TypeStep, id: step.ID, version: 99, read: audit.ReadOptions{AccountID: &eight}, is: audit.ErrOtherAccount},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var read []audit.ReadOption
-			var write []audit.RevertOption
-			for _, o := range tc.opts {
-				read, write = append(read, o), append(write, o)
-			}
 			calls := map[string]error{}
-			_, calls["StateAt"] = audit.StateAt(b.ctx, b.db, tc.typ, tc.id, tc.version, read...)
-			_, calls["Diff"] = audit.Diff(b.ctx, b.db, tc.typ, tc.id, 1, tc.version, read...)
-			calls["Revert"] = audit.Revert(b.ctx, b.db, tc.typ, tc.id, tc.version, write...)
+			_, calls["StateAt"] = audit.StateAt(b.ctx, b.db, tc.typ, tc.id, tc.version, &tc.read)
+			_, calls["Diff"] = audit.Diff(b.ctx, b.db, tc.typ, tc.id, 1, tc.version, &tc.read)
+			calls["Revert"] = audit.Revert(b.ctx, b.db, tc.typ, tc.id, tc.version, &audit.RevertOptions{ReadOptions: tc.read})
 			var plan audit.Plan
-			calls["Revert dry run"] = audit.Revert(b.ctx, b.db, tc.typ, tc.id, tc.version, append(write, audit.DryRun(&plan))...)
+			calls["Revert dry run"] = audit.Revert(b.ctx, b.db, tc.typ, tc.id, tc.version,
+				&audit.RevertOptions{ReadOptions: tc.read, DryRun: true, Plan: &plan})
 			for call, err := range calls {
 				require.ErrorIs(t, err, tc.is, call)
 				require.Contains(t, err.Error(), "audit: ", call)
@@ -386,13 +383,14 @@ func TestHistoryErrors(t *testing.T) {
 	}
 
 	// In its own account, the same record is found.
-	_, err := audit.StateAt(b.ctx, b.db, runbooks.TypeStep, step.ID, 1, audit.InAccount(7))
+	seven := int64(7)
+	_, err := audit.StateAt(b.ctx, b.db, runbooks.TypeStep, step.ID, 1, &audit.ReadOptions{AccountID: &seven})
 	require.NoError(t, err)
 	// A moment before a record existed is not an error; an unknown record is.
-	_, err = audit.StateAsOf(b.ctx, b.db, runbooks.TypeStep, "nope", time.Now())
+	_, err = audit.StateAsOf(b.ctx, b.db, runbooks.TypeStep, "nope", time.Now(), nil)
 	require.True(t, errors.Is(err, audit.ErrNotFound))
 	// Without the plugin.
-	_, err = audit.StateAt(b.ctx, b.db.Session(&gorm.Session{}), runbooks.TypeStep, step.ID, 1)
+	_, err = audit.StateAt(b.ctx, b.db.Session(&gorm.Session{}), runbooks.TypeStep, step.ID, 1, nil)
 	require.NoError(t, err, "a session keeps the plugin")
 }
 
@@ -430,7 +428,7 @@ func BenchmarkStateAt(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			for b.Loop() {
-				st, err := audit.StateAt(bb.ctx, bb.db, runbooks.TypeStep, step.ID, bc.version)
+				st, err := audit.StateAt(bb.ctx, bb.db, runbooks.TypeStep, step.ID, bc.version, nil)
 				if err != nil {
 					b.Fatal(err)
 				}

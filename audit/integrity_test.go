@@ -105,7 +105,7 @@ func requireReplayMatches(t *testing.T, b *bundle, typ, id string) {
 			exists = false
 		}
 	}
-	st, err := audit.StateAt(context.Background(), b.db, typ, id, len(rows))
+	st, err := audit.StateAt(context.Background(), b.db, typ, id, len(rows), nil)
 	require.NoError(t, err)
 	require.Equal(t, exists, st.Exists, "%s %s: replay and database disagree on existence", typ, id)
 	if exists {
@@ -168,7 +168,7 @@ func TestRacingUpsertsOnANewKey(t *testing.T) {
 				require.Len(t, rows, 1, "an upsert that did nothing records nothing")
 			}
 			requireReplayMatches(t, b, runbooks.TypeStep, id)
-			st, err := audit.StateAt(b.ctx, b.db, runbooks.TypeStep, id, 1)
+			st, err := audit.StateAt(b.ctx, b.db, runbooks.TypeStep, id, 1, nil)
 			require.NoError(t, err)
 			require.True(t, st.Exists, "version 1 is the creator's row")
 		})

@@ -10,7 +10,8 @@ import (
 	"gorm.io/gorm"
 )
 
-// Plan is what a revert writes, or with [DryRun] would write: one entry per
+// Plan is what a revert writes, or with [RevertOptions].DryRun would write:
+// one entry per
 // record that differs from the state reverted to.
 type Plan struct {
 	Records []RecordPlan `json:"records"`
@@ -42,7 +43,7 @@ type RecordPlan struct {
 	// known. A revert keeps their current values; a re-inserted record gets
 	// their zero values.
 	Redacted []string `json:"redacted,omitempty"`
-	// Skipped lists columns left out under [SkipSchemaDrift].
+	// Skipped lists columns left out under [ReadOptions].SkipSchemaDrift.
 	Skipped []string `json:"skipped,omitempty"`
 }
 
@@ -56,25 +57,24 @@ type RecordPlan struct {
 // Redacted columns are never written: their past values are not recorded.
 // Columns gorm does not audit (created_at, updated_at, ignored columns) keep
 // their current values, or their zero or default values on a re-insert.
-// See [Plan] for what is written, [DryRun] to only preview it.
-func Revert(ctx context.Context, db *gorm.DB, typ, id string, version int, opts ...RevertOption) error {
-	o := revertOptions(opts)
-	return revert(ctx, db, []Ref{{typ, id}}, point{version: version}, o, fmt.Sprintf("revert to version %d", version))
+// See [Plan] for what is written, and [RevertOptions] (nil for the
+// defaults) to only preview it or to receive the plan.
+func Revert(ctx context.Context, db *gorm.DB, typ, id string, version int, opts *RevertOptions) error {
+	return revert(ctx, db, []Ref{{typ, id}}, point{version: version}, revertOptions(opts), fmt.Sprintf("revert to version %d", version))
 }
 
 // RevertAsOf is [Revert] to the record's state at moment t (see
 // [StateAsOf]).
-func RevertAsOf(ctx context.Context, db *gorm.DB, typ, id string, t time.Time, opts ...RevertOption) error {
-	return RevertAllAsOf(ctx, db, []Ref{{typ, id}}, t, opts...)
+func RevertAsOf(ctx context.Context, db *gorm.DB, typ, id string, t time.Time, opts *RevertOptions) error {
+	return RevertAllAsOf(ctx, db, []Ref{{typ, id}}, t, opts)
 }
 
 // RevertAllAsOf reverts every record of refs to its state at moment t, all in
 // one transaction: either every record is reverted or none is. Records are
 // created and updated in the order of refs and destroyed in reverse order,
 // so list parents before their children.
-func RevertAllAsOf(ctx context.Context, db *gorm.DB, refs []Ref, t time.Time, opts ...RevertOption) error {
-	o := revertOptions(opts)
-	return revert(ctx, db, refs, point{at: t, byTime: true, version: 0}, o,
+func RevertAllAsOf(ctx context.Context, db *gorm.DB, refs []Ref, t time.Time, opts *RevertOptions) error {
+	return revert(ctx, db, refs, point{at: t, byTime: true, version: 0}, revertOptions(opts),
 		"revert to "+t.UTC().Format(time.RFC3339Nano))
 }
 
@@ -82,7 +82,7 @@ func RevertAllAsOf(ctx context.Context, db *gorm.DB, refs []Ref, t time.Time, op
 // audit row auditID was written (see [StatesAfterAudit]), all in one
 // transaction, as [RevertAllAsOf] does for a moment. It is exact even when
 // many audit rows share a millisecond.
-func RevertAllAfterAudit(ctx context.Context, db *gorm.DB, refs []Ref, auditID int64, opts ...RevertOption) error {
+func RevertAllAfterAudit(ctx context.Context, db *gorm.DB, refs []Ref, auditID int64, opts *RevertOptions) error {
 	return revert(ctx, db, refs, point{auditID: auditID, byAudit: true}, revertOptions(opts),
 		fmt.Sprintf("revert to audit %d", auditID))
 }
@@ -94,16 +94,16 @@ type revertStep struct {
 	plan   RecordPlan
 }
 
-func revert(ctx context.Context, db *gorm.DB, refs []Ref, pt point, o *options, comment string) error {
-	if o.comment != "" {
-		comment = o.comment
+func revert(ctx context.Context, db *gorm.DB, refs []Ref, pt point, o RevertOptions, comment string) error {
+	if o.Comment != "" {
+		comment = o.Comment
 	}
 	if prev, ok := ctx.Value(commentKey).(string); ok && prev != "" {
 		comment = prev + " (" + comment + ")"
 	}
 	wctx := WithComment(ctx, comment)
 	run := func(tx *gorm.DB, write bool) (*Plan, error) {
-		hs, err := loadHistories(ctx, tx, refs, pt, o, write)
+		hs, err := loadHistories(ctx, tx, refs, pt, o.ReadOptions, write)
 		if err != nil {
 			return nil, err
 		}
@@ -150,25 +150,22 @@ func revert(ctx context.Context, db *gorm.DB, refs []Ref, pt point, o *options, 
 	}
 
 	base := db.Session(&gorm.Session{NewDB: true, Context: ctx})
-	if o.dryRun != nil {
-		plan, err := run(base, false)
-		if err != nil {
-			return err
-		}
-		*o.dryRun = *plan
-		return nil
-	}
 	var plan *Plan
-	err := base.Transaction(func(tx *gorm.DB) error {
-		var err error
-		plan, err = run(tx, true)
-		return err
-	})
+	var err error
+	if o.DryRun {
+		plan, err = run(base, false)
+	} else {
+		err = base.Transaction(func(tx *gorm.DB) error {
+			var err error
+			plan, err = run(tx, true)
+			return err
+		})
+	}
 	if err != nil {
 		return err
 	}
-	if o.report != nil {
-		*o.report = *plan
+	if o.Plan != nil {
+		*o.Plan = *plan
 	}
 	return nil
 }

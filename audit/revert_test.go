@@ -21,7 +21,7 @@ func TestRevertUpdate(t *testing.T) {
 	require.NoError(t, b.w().Unscoped().Model(&runbooks.Step{ID: step.ID}).Update("discarded_at", nil).Error) // v5
 	ctx := audit.WithActor(b.ctx, reverter)
 
-	require.NoError(t, audit.Revert(ctx, b.db, runbooks.TypeStep, step.ID, 1))
+	require.NoError(t, audit.Revert(ctx, b.db, runbooks.TypeStep, step.ID, 1, nil))
 	requireStep(t, snaps[1], loadStep(t, b.db, step.ID))
 
 	rows := b.auditsOf(t, runbooks.TypeStep, step.ID)
@@ -41,13 +41,13 @@ func TestRevertUpdate(t *testing.T) {
 	}, last.AuditedChanges)
 
 	// The revert is history too: version 6 equals version 1.
-	diff, err := audit.Diff(b.ctx, b.db, runbooks.TypeStep, step.ID, 1, 6)
+	diff, err := audit.Diff(b.ctx, b.db, runbooks.TypeStep, step.ID, 1, 6, nil)
 	require.NoError(t, err)
 	require.Empty(t, diff)
 
 	// Reverting to the current state writes nothing.
-	require.NoError(t, audit.Revert(ctx, b.db, runbooks.TypeStep, step.ID, 6))
-	require.NoError(t, audit.Revert(ctx, b.db, runbooks.TypeStep, step.ID, 1))
+	require.NoError(t, audit.Revert(ctx, b.db, runbooks.TypeStep, step.ID, 6, nil))
+	require.NoError(t, audit.Revert(ctx, b.db, runbooks.TypeStep, step.ID, 1, nil))
 	require.Len(t, b.auditsOf(t, runbooks.TypeStep, step.ID), 6)
 }
 
@@ -58,11 +58,11 @@ func TestRevertComment(t *testing.T) {
 	at := b.auditsOf(t, runbooks.TypeStep, step.ID)[1].CreatedAt
 
 	ctx := audit.WithComment(b.ctx, "INC-42 rollback")
-	require.NoError(t, audit.RevertAsOf(ctx, b.db, runbooks.TypeStep, step.ID, at))
+	require.NoError(t, audit.RevertAsOf(ctx, b.db, runbooks.TypeStep, step.ID, at, nil))
 	rows := b.auditsOf(t, runbooks.TypeStep, step.ID)
 	require.Equal(t, "INC-42 rollback (revert to "+at.UTC().Format(time.RFC3339Nano)+")", rows[len(rows)-1].Comment)
 
-	require.NoError(t, audit.Revert(b.ctx, b.db, runbooks.TypeStep, step.ID, 3, audit.RevertComment("put back")))
+	require.NoError(t, audit.Revert(b.ctx, b.db, runbooks.TypeStep, step.ID, 3, &audit.RevertOptions{Comment: "put back"}))
 	rows = b.auditsOf(t, runbooks.TypeStep, step.ID)
 	require.Equal(t, "put back", rows[len(rows)-1].Comment)
 }
@@ -73,7 +73,7 @@ func TestRevertRestoresDiscarded(t *testing.T) {
 	step, snaps := histFixture(t, b) // v4 discarded it
 
 	var plan audit.Plan
-	require.NoError(t, audit.Revert(b.ctx, b.db, runbooks.TypeStep, step.ID, 3, audit.ReportTo(&plan)))
+	require.NoError(t, audit.Revert(b.ctx, b.db, runbooks.TypeStep, step.ID, 3, &audit.RevertOptions{Plan: &plan}))
 	got := loadStep(t, b.db, step.ID)
 	require.False(t, got.DiscardedAt.Valid)
 	require.Equal(t, step.ID, got.ID, "same primary key")
@@ -97,7 +97,7 @@ func TestRevertRestoresHardDeleted(t *testing.T) {
 	step, snaps := histFixture(t, b)
 	require.NoError(t, b.w().Unscoped().Delete(&runbooks.Step{ID: step.ID}).Error) // v5
 
-	require.NoError(t, audit.Revert(b.ctx, b.db, runbooks.TypeStep, step.ID, 2))
+	require.NoError(t, audit.Revert(b.ctx, b.db, runbooks.TypeStep, step.ID, 2, nil))
 	got := loadStep(t, b.db, step.ID)
 	require.Equal(t, step.ID, got.ID, "re-inserted with the same primary key")
 	requireStep(t, snaps[2], got)
@@ -109,7 +109,7 @@ func TestRevertRestoresHardDeleted(t *testing.T) {
 	require.Equal(t, "revert to version 2", rows[5].Comment)
 
 	// Reverting to the destroy removes it again.
-	require.NoError(t, audit.Revert(b.ctx, b.db, runbooks.TypeStep, step.ID, 5))
+	require.NoError(t, audit.Revert(b.ctx, b.db, runbooks.TypeStep, step.ID, 5, nil))
 	got = loadStep(t, b.db, step.ID)
 	require.True(t, got.DiscardedAt.Valid, "a model with a soft-delete column is discarded, not deleted")
 	require.Equal(t, audit.ActionDestroy, b.auditsOf(t, runbooks.TypeStep, step.ID)[6].Action)
@@ -122,7 +122,7 @@ func TestRevertDryRun(t *testing.T) {
 	before := b.audits(t)
 
 	var plan audit.Plan
-	require.NoError(t, audit.Revert(b.ctx, b.db, runbooks.TypeStep, step.ID, 2, audit.DryRun(&plan)))
+	require.NoError(t, audit.Revert(b.ctx, b.db, runbooks.TypeStep, step.ID, 2, &audit.RevertOptions{DryRun: true, Plan: &plan}))
 	require.Len(t, b.audits(t), len(before), "a dry run writes nothing")
 	requireStep(t, snaps[4], loadStep(t, b.db, step.ID))
 
@@ -141,14 +141,14 @@ func TestRevertDryRun(t *testing.T) {
 
 	// The real revert writes exactly what the dry run announced.
 	var done audit.Plan
-	require.NoError(t, audit.Revert(b.ctx, b.db, runbooks.TypeStep, step.ID, 2, audit.ReportTo(&done)))
+	require.NoError(t, audit.Revert(b.ctx, b.db, runbooks.TypeStep, step.ID, 2, &audit.RevertOptions{Plan: &done}))
 	jsontest.RequireEqual(t, plan, done)
 	rows := b.auditsOf(t, runbooks.TypeStep, step.ID)
 	jsontest.RequireEqual(t, plan.Records[0].Changes, rows[len(rows)-1].AuditedChanges)
 
 	// A dry run of a hard-deleted record previews the re-insert.
 	require.NoError(t, b.w().Unscoped().Delete(&runbooks.Step{ID: step.ID}).Error)
-	require.NoError(t, audit.Revert(b.ctx, b.db, runbooks.TypeStep, step.ID, 1, audit.DryRun(&plan)))
+	require.NoError(t, audit.Revert(b.ctx, b.db, runbooks.TypeStep, step.ID, 1, &audit.RevertOptions{DryRun: true, Plan: &plan}))
 	require.Equal(t, audit.ActionCreate, plan.Records[0].Action)
 	jsontest.RequireEqual(t, []any{nil, "Page primary"}, plan.Records[0].Changes["name"])
 }
@@ -162,12 +162,12 @@ func TestRevertKeepsRedactedColumns(t *testing.T) {
 	b, _ := histSetup(t, audit.Config{Models: models})
 	step, snaps := histFixture(t, b)
 
-	st, err := audit.StateAt(b.ctx, b.db, runbooks.TypeStep, step.ID, 1)
+	st, err := audit.StateAt(b.ctx, b.db, runbooks.TypeStep, step.ID, 1, nil)
 	require.NoError(t, err)
 	jsontest.RequireEqual(t, audit.RedactedValue, st.Attributes["name"])
 
 	var plan audit.Plan
-	require.NoError(t, audit.Revert(b.ctx, b.db, runbooks.TypeStep, step.ID, 1, audit.ReportTo(&plan)))
+	require.NoError(t, audit.Revert(b.ctx, b.db, runbooks.TypeStep, step.ID, 1, &audit.RevertOptions{Plan: &plan}))
 	require.Equal(t, []string{"name"}, plan.Records[0].Redacted)
 	require.NotContains(t, plan.Records[0].Changes, "name")
 	want := snaps[1]
@@ -175,7 +175,7 @@ func TestRevertKeepsRedactedColumns(t *testing.T) {
 	requireStep(t, want, loadStep(t, b.db, step.ID))
 
 	// Unchanged since the version: nothing to report.
-	require.NoError(t, audit.Revert(b.ctx, b.db, runbooks.TypeStep, step.ID, 3, audit.ReportTo(&plan)))
+	require.NoError(t, audit.Revert(b.ctx, b.db, runbooks.TypeStep, step.ID, 3, &audit.RevertOptions{Plan: &plan}))
 	require.Empty(t, plan.Records[0].Redacted)
 }
 

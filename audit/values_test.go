@@ -88,14 +88,14 @@ func requireValueRefused(t *testing.T, db *gorm.DB, err error, typ, id string) {
 // revert to v to store exactly want.
 func requireRoundTrip(t *testing.T, db *gorm.DB, ctx context.Context, id string, v int, want valueRow) {
 	t.Helper()
-	st, err := audit.StateAt(ctx, db, typeValueRow, id, v)
+	st, err := audit.StateAt(ctx, db, typeValueRow, id, v, nil)
 	require.NoError(t, err)
 	var got valueRow
 	require.NoError(t, st.Decode(&got))
 	if d := cmp.Diff(want, got); d != "" {
 		t.Fatalf("version %d decoded (-stored +decoded):\n%s", v, d)
 	}
-	require.NoError(t, audit.Revert(ctx, db, typeValueRow, id, v))
+	require.NoError(t, audit.Revert(ctx, db, typeValueRow, id, v, nil))
 	if d := cmp.Diff(want, loadRow(t, db, id)); d != "" {
 		t.Fatalf("after revert to version %d (-want +stored):\n%s", v, d)
 	}
@@ -267,18 +267,18 @@ func TestValueDeepLegacyRow(t *testing.T) {
 	// The record can be replaced by a shallow document, and reverted to it,
 	// but not to the deep one, which cannot be written any more.
 	require.NoError(t, db.Model(&valueDoc{ID: "L"}).Update("doc", runbooks.JSON(`{"fixed":true}`)).Error)
-	st, err := audit.StateAt(ctx, db, typeValueDoc, "L", 1)
+	st, err := audit.StateAt(ctx, db, typeValueDoc, "L", 1, nil)
 	require.NoError(t, err)
 	var v1 valueDoc
 	require.NoError(t, st.Decode(&v1), "a deep state decodes")
 	require.Equal(t, depth, depthOf(json.RawMessage(v1.Doc)))
 	// runbooks.JSON's own Value refuses it before the plugin does.
-	require.Error(t, audit.Revert(ctx, db, typeValueDoc, "L", 1))
+	require.Error(t, audit.Revert(ctx, db, typeValueDoc, "L", 1, nil))
 	var cur valueDoc
 	require.NoError(t, db.Take(&cur, "id = ?", "L").Error)
 	require.JSONEq(t, `{"fixed":true}`, string(cur.Doc), "a refused revert writes nothing")
 	require.NoError(t, db.Model(&valueDoc{ID: "L"}).Update("doc", runbooks.JSON(`{"fixed":2}`)).Error)
-	require.NoError(t, audit.Revert(ctx, db, typeValueDoc, "L", 2))
+	require.NoError(t, audit.Revert(ctx, db, typeValueDoc, "L", 2, nil))
 	require.NoError(t, db.Take(&cur, "id = ?", "L").Error)
 	require.JSONEq(t, `{"fixed":true}`, string(cur.Doc))
 }

@@ -487,7 +487,7 @@ func TestIntegerPrimaryKeysAreAuditedAsText(t *testing.T) {
 	if d := cmp.Diff(want, got); d != "" {
 		t.Fatalf("(-want +got):\n%s", d)
 	}
-	st, err := audit.StateAt(context.Background(), b.db, "Support::Ticket", fmt.Sprint(batch[1].ID), 1)
+	st, err := audit.StateAt(context.Background(), b.db, "Support::Ticket", fmt.Sprint(batch[1].ID), 1, nil)
 	require.NoError(t, err)
 	var back ticket
 	require.NoError(t, st.Decode(&back))

@@ -22,6 +22,9 @@
 //
 //	ctx = audit.WithActor(ctx, audit.Actor{ID: userID})
 //	var plan audit.Plan
-//	err := runbooks.Revert(ctx, db, runbookID, lastNight, audit.DryRun(&plan)) // preview
-//	err = runbooks.Revert(ctx, db, runbookID, lastNight)                      // write
+//	err := runbooks.Revert(ctx, db, runbookID, lastNight, &audit.RevertOptions{DryRun: true, Plan: &plan}) // preview
+//	err = runbooks.Revert(ctx, db, runbookID, lastNight, nil)                                             // write
+//
+// Each takes an *audit.RevertOptions, nil for the defaults: a dry run, a
+// plan to report into, an account to scope to, a comment.
 package runbooks

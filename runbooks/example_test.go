@@ -58,12 +58,12 @@ func ExampleRevert() {
 	show()
 
 	var plan audit.Plan
-	if err := runbooks.Revert(ctx, db, rb.ID, good, audit.DryRun(&plan)); err != nil {
+	if err := runbooks.Revert(ctx, db, rb.ID, good, &audit.RevertOptions{DryRun: true, Plan: &plan}); err != nil {
 		panic(err)
 	}
 	fmt.Println("would write:", len(plan.Records), "records")
 
-	if err := runbooks.Revert(ctx, db, rb.ID, good); err != nil {
+	if err := runbooks.Revert(ctx, db, rb.ID, good, nil); err != nil {
 		panic(err)
 	}
 	fmt.Println("after:")

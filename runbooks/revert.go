@@ -44,16 +44,17 @@ var ErrAuditNotInRunbook = errors.New("runbooks: the audit row is not the runboo
 // changes made within one millisecond: use [RevertToVersion] or
 // [RevertToAudit] to name a point exactly.
 //
-// opts are those of audit.RevertAllAsOf: audit.DryRun to preview the
-// changes ({column: [current, reverted]} per record) without writing,
-// audit.InAccount to refuse another account's runbook, audit.SkipSchemaDrift,
-// audit.ReportTo. See audit.Revert for what a revert cannot restore
-// (redacted columns, a step's rules and conditions after a hard delete).
-func Revert(ctx context.Context, db *gorm.DB, runbookID string, t time.Time, opts ...audit.RevertOption) error {
-	err := revertTo(ctx, db, runbookID, opts, func(tx *gorm.DB, refs []audit.Ref, opts []audit.RevertOption) ([]*audit.State, error) {
-		return audit.StatesAsOf(ctx, tx, refs, t, audit.ReadOptionsOf(opts)...)
-	}, func(tx *gorm.DB, refs []audit.Ref, opts []audit.RevertOption) error {
-		return audit.RevertAllAsOf(ctx, tx, refs, t, opts...)
+// opts (nil for the defaults) are those of audit.RevertAllAsOf: DryRun to
+// preview the changes ({column: [current, reverted]} per record) without
+// writing, Plan to receive them, AccountID to refuse another account's
+// runbook, SkipSchemaDrift, Comment. See audit.Revert for what a revert
+// cannot restore (redacted columns, a step's rules and conditions after a
+// hard delete).
+func Revert(ctx context.Context, db *gorm.DB, runbookID string, t time.Time, opts *audit.RevertOptions) error {
+	err := revertTo(ctx, db, runbookID, opts, func(tx *gorm.DB, refs []audit.Ref, opts *audit.ReadOptions) ([]*audit.State, error) {
+		return audit.StatesAsOf(ctx, tx, refs, t, opts)
+	}, func(tx *gorm.DB, refs []audit.Ref, opts *audit.RevertOptions) error {
+		return audit.RevertAllAsOf(ctx, tx, refs, t, opts)
 	})
 	if err != nil {
 		return fmt.Errorf("runbooks: revert runbook %s to %s: %w", runbookID, t.UTC().Format(time.RFC3339Nano), err)
@@ -67,8 +68,8 @@ func Revert(ctx context.Context, db *gorm.DB, runbookID string, t time.Time, opt
 // [ErrAuditNotInRunbook]. Audit row ids order a database's rows by
 // insertion, so the point is exact even when many rows share a
 // millisecond. Their comment is "revert to audit <auditID>" unless
-// audit.RevertComment says otherwise.
-func RevertToAudit(ctx context.Context, db *gorm.DB, runbookID string, auditID int64, opts ...audit.RevertOption) error {
+// opts.Comment says otherwise.
+func RevertToAudit(ctx context.Context, db *gorm.DB, runbookID string, auditID int64, opts *audit.RevertOptions) error {
 	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		ok, err := auditsql.IsOfRecordOrMember(tx, auditID, TypeRunbook, runbookID, TypeStep)
 		if err != nil {
@@ -87,25 +88,25 @@ func RevertToAudit(ctx context.Context, db *gorm.DB, runbookID string, auditID i
 
 // revertAfterAudit reverts the runbook and its steps to their state right
 // after audit row auditID.
-func revertAfterAudit(ctx context.Context, db *gorm.DB, runbookID string, auditID int64, opts []audit.RevertOption) error {
-	return revertTo(ctx, db, runbookID, opts, func(tx *gorm.DB, refs []audit.Ref, opts []audit.RevertOption) ([]*audit.State, error) {
-		return audit.StatesAfterAudit(ctx, tx, refs, auditID, audit.ReadOptionsOf(opts)...)
-	}, func(tx *gorm.DB, refs []audit.Ref, opts []audit.RevertOption) error {
-		return audit.RevertAllAfterAudit(ctx, tx, refs, auditID, opts...)
+func revertAfterAudit(ctx context.Context, db *gorm.DB, runbookID string, auditID int64, opts *audit.RevertOptions) error {
+	return revertTo(ctx, db, runbookID, opts, func(tx *gorm.DB, refs []audit.Ref, opts *audit.ReadOptions) ([]*audit.State, error) {
+		return audit.StatesAfterAudit(ctx, tx, refs, auditID, opts)
+	}, func(tx *gorm.DB, refs []audit.Ref, opts *audit.RevertOptions) error {
+		return audit.RevertAllAfterAudit(ctx, tx, refs, auditID, opts)
 	})
 }
 
 // revertTo runs a runbook revert in one transaction: lock the runbook,
 // refuse a point at which it did not exist (states), then revert it and its
 // steps (revertAll).
-func revertTo(ctx context.Context, db *gorm.DB, runbookID string, opts []audit.RevertOption,
-	states func(*gorm.DB, []audit.Ref, []audit.RevertOption) ([]*audit.State, error),
-	revertAll func(*gorm.DB, []audit.Ref, []audit.RevertOption) error) error {
+func revertTo(ctx context.Context, db *gorm.DB, runbookID string, opts *audit.RevertOptions,
+	states func(*gorm.DB, []audit.Ref, *audit.ReadOptions) ([]*audit.State, error),
+	revertAll func(*gorm.DB, []audit.Ref, *audit.RevertOptions) error) error {
 	return db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := lockRunbook(tx, runbookID); err != nil {
 			return err
 		}
-		rb, err := states(tx, []audit.Ref{{Type: TypeRunbook, ID: runbookID}}, opts)
+		rb, err := states(tx, []audit.Ref{{Type: TypeRunbook, ID: runbookID}}, readOptionsOf(opts))
 		if err != nil {
 			return err
 		}
@@ -142,10 +143,10 @@ func lockRunbook(tx *gorm.DB, runbookID string) error {
 // are now if version is the latest. A version outside the runbook's history
 // returns an error matching audit.ErrVersionNotFound. Otherwise it is
 // [RevertToAudit] to that point, with the comment "revert to runbook
-// version N".
-func RevertToVersion(ctx context.Context, db *gorm.DB, runbookID string, version int, opts ...audit.RevertOption) error {
+// version N" unless opts.Comment says otherwise.
+func RevertToVersion(ctx context.Context, db *gorm.DB, runbookID string, version int, opts *audit.RevertOptions) error {
 	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if _, err := audit.StateAt(ctx, tx, TypeRunbook, runbookID, version, audit.ReadOptionsOf(opts)...); err != nil {
+		if _, err := audit.StateAt(ctx, tx, TypeRunbook, runbookID, version, readOptionsOf(opts)); err != nil {
 			return err
 		}
 		next, ok, err := auditsql.VersionID(tx, TypeRunbook, runbookID, version+1)
@@ -156,13 +157,28 @@ func RevertToVersion(ctx context.Context, db *gorm.DB, runbookID string, version
 		if ok {
 			auditID = next - 1
 		}
-		desc := fmt.Sprintf("revert to runbook version %d", version)
-		return revertAfterAudit(ctx, tx, runbookID, auditID, append([]audit.RevertOption{audit.RevertComment(desc)}, opts...))
+		o := audit.RevertOptions{}
+		if opts != nil {
+			o = *opts
+		}
+		if o.Comment == "" {
+			o.Comment = fmt.Sprintf("revert to runbook version %d", version)
+		}
+		return revertAfterAudit(ctx, tx, runbookID, auditID, &o)
 	})
 	if err != nil {
 		return fmt.Errorf("runbooks: revert runbook %s to version %d: %w", runbookID, version, err)
 	}
 	return nil
+}
+
+// readOptionsOf returns the options of a revert's rebuild: nil, the
+// defaults, for nil opts.
+func readOptionsOf(opts *audit.RevertOptions) *audit.ReadOptions {
+	if opts == nil {
+		return nil
+	}
+	return &opts.ReadOptions
 }
 
 // recordsOf lists the runbook and every step that belongs or belonged to it:

@@ -31,7 +31,7 @@ func TestRevertWaitsForAStepBeingAdded(t *testing.T) {
 	require.NoError(t, adding.Create(&late).Error)
 
 	done := make(chan error, 1)
-	go func() { done <- runbooks.Revert(ctx, db, rb.ID, at) }()
+	go func() { done <- runbooks.Revert(ctx, db, rb.ID, at, nil) }()
 
 	// Commit the step only once the revert is either finished (it did not
 	// wait: the bug) or waiting for a lock (it must then see the step).

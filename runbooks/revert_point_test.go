@@ -39,7 +39,7 @@ func TestRevertToVersionRightAfterCreate(t *testing.T) {
 		rb := runbooks.Runbook{AccountID: 1, Name: "original"}
 		require.NoError(t, w.Create(&rb).Error)
 		require.NoError(t, w.Model(&rb).Update("name", "renamed").Error)
-		require.NoError(t, runbooks.RevertToVersion(ctx, db, rb.ID, 1), "try %d", i)
+		require.NoError(t, runbooks.RevertToVersion(ctx, db, rb.ID, 1, nil), "try %d", i)
 		var got runbooks.Runbook
 		require.NoError(t, db.Take(&got, "id = ?", rb.ID).Error)
 		require.Equal(t, "original", got.Name, "try %d", i)
@@ -93,7 +93,7 @@ func TestRevertToVersionWithinOneMillisecond(t *testing.T) {
 		{3, view{"v3", []string{"s3", "added at v3"}}},
 		{2, view{"v2", []string{"s3"}}},
 	} {
-		require.NoError(t, runbooks.RevertToVersion(ctx, db, rb.ID, c.version))
+		require.NoError(t, runbooks.RevertToVersion(ctx, db, rb.ID, c.version, nil))
 		require.Empty(t, cmp.Diff(c.want, read()), "version %d (-want +got)", c.version)
 	}
 
@@ -103,7 +103,7 @@ func TestRevertToVersionWithinOneMillisecond(t *testing.T) {
 		Pluck("version", &latest).Error)
 	var before, after int64
 	require.NoError(t, db.Model(&audit.Audit{}).Count(&before).Error)
-	require.NoError(t, runbooks.RevertToVersion(ctx, db, rb.ID, latest[0]))
+	require.NoError(t, runbooks.RevertToVersion(ctx, db, rb.ID, latest[0], nil))
 	require.NoError(t, db.Model(&audit.Audit{}).Count(&after).Error)
 	require.Equal(t, before, after)
 	require.Empty(t, cmp.Diff(view{"v2", []string{"s3"}}, read()))
@@ -129,14 +129,14 @@ func TestRevertToAudit(t *testing.T) {
 	require.NoError(t, db.Order("id").Find(&rows).Error)
 	n := len(rows)
 	for _, id := range []int64{rows[n-1].ID, rows[n-1].ID + 1000} {
-		err := runbooks.RevertToAudit(ctx, db, rb.ID, id)
+		err := runbooks.RevertToAudit(ctx, db, rb.ID, id, nil)
 		require.ErrorIs(t, err, runbooks.ErrAuditNotInRunbook, "audit %d", id)
 	}
 	var count int64
 	require.NoError(t, db.Model(&audit.Audit{}).Count(&count).Error)
 	require.EqualValues(t, n, count, "nothing written")
 
-	require.NoError(t, runbooks.RevertToAudit(ctx, db, rb.ID, rows[2].ID)) // right after "s2"
+	require.NoError(t, runbooks.RevertToAudit(ctx, db, rb.ID, rows[2].ID, nil)) // right after "s2"
 	got := snapshot(t, db, rb.ID)
 	require.Len(t, got.Steps, 1)
 	require.Equal(t, "s2", got.Steps[0].Name)

@@ -140,7 +140,7 @@ func TestRevertRunbook(t *testing.T) {
 
 	// Preview: what would change, per record; nothing written.
 	var plan audit.Plan
-	require.NoError(t, runbooks.Revert(ctx, db, s.rb.ID, s.t, audit.DryRun(&plan)))
+	require.NoError(t, runbooks.Revert(ctx, db, s.rb.ID, s.t, &audit.RevertOptions{DryRun: true, Plan: &plan}))
 	require.Equal(t, audits, countAudits(t, db))
 	requireRunbook(t, changed, snapshot(t, db, s.rb.ID))
 	actions := map[string]audit.Action{}
@@ -164,7 +164,7 @@ func TestRevertRunbook(t *testing.T) {
 		}
 	}
 
-	require.NoError(t, runbooks.Revert(ctx, db, s.rb.ID, s.t))
+	require.NoError(t, runbooks.Revert(ctx, db, s.rb.ID, s.t, nil))
 	requireRunbook(t, s.atT, snapshot(t, db, s.rb.ID))
 
 	// Same primary keys; the added step is discarded, not deleted.
@@ -187,27 +187,40 @@ func TestRevertRunbook(t *testing.T) {
 
 	// Reverting again changes nothing.
 	n := countAudits(t, db)
-	require.NoError(t, runbooks.Revert(ctx, db, s.rb.ID, s.t))
+	require.NoError(t, runbooks.Revert(ctx, db, s.rb.ID, s.t, nil))
 	require.Equal(t, n, countAudits(t, db))
 
 	// Forward again to the state before any revert.
-	require.NoError(t, runbooks.Revert(ctx, db, s.rb.ID, rows[0].CreatedAt.Add(-time.Nanosecond)))
+	require.NoError(t, runbooks.Revert(ctx, db, s.rb.ID, rows[0].CreatedAt.Add(-time.Nanosecond), nil))
 	requireRunbook(t, changed, snapshot(t, db, s.rb.ID))
 
 	// Back to the runbook's version 2: its steps as they were while it was
 	// at version 2, until its version 3 (the rename) was written, so after
 	// A and B changed.
-	require.NoError(t, runbooks.RevertToVersion(ctx, db, s.rb.ID, 2))
+	// The plan reports what was written; the caller's options are left as
+	// they were (the default comment is not written into them).
+	var done audit.Plan
+	opts := &audit.RevertOptions{Plan: &done}
+	require.NoError(t, runbooks.RevertToVersion(ctx, db, s.rb.ID, 2, opts))
 	requireRunbook(t, s.atT, snapshot(t, db, s.rb.ID))
 	var last audit.Audit
 	require.NoError(t, db.Order("id DESC").Take(&last).Error)
 	require.Equal(t, "revert to runbook version 2", last.Comment)
+	require.Empty(t, opts.Comment)
+	var written int64
+	require.NoError(t, db.Model(&audit.Audit{}).Where("comment = ?", last.Comment).Count(&written).Error)
+	require.NotZero(t, written)
+	require.Len(t, done.Records, int(written), "one planned record per audit row written")
 
-	// Version 1: the steps as created, before the description changed.
-	require.NoError(t, runbooks.RevertToVersion(ctx, db, s.rb.ID, 1))
+	// Version 1: the steps as created, before the description changed. A
+	// comment of the caller's replaces the default one.
+	require.NoError(t, runbooks.RevertToVersion(ctx, db, s.rb.ID, 1, &audit.RevertOptions{Comment: "back to the start"}))
 	want := s.atV2
 	want.Description = "SEV1"
 	requireRunbook(t, want, snapshot(t, db, s.rb.ID))
+	var commented audit.Audit
+	require.NoError(t, db.Order("id DESC").Take(&commented).Error)
+	require.Equal(t, "back to the start", commented.Comment)
 }
 
 // A failure on any record rolls every record back.
@@ -224,7 +237,7 @@ func TestRevertRunbookAllOrNothing(t *testing.T) {
 			_ = tx.AddError(boom)
 		}
 	}))
-	err := runbooks.Revert(ctx, db, s.rb.ID, s.t)
+	err := runbooks.Revert(ctx, db, s.rb.ID, s.t, nil)
 	require.ErrorIs(t, err, boom)
 	require.Contains(t, err.Error(), "runbooks: revert runbook "+s.rb.ID)
 	require.Equal(t, audits, countAudits(t, db), "no audit row left behind")
@@ -242,15 +255,16 @@ func TestRevertRunbookErrors(t *testing.T) {
 	audits := countAudits(t, db)
 	changed := snapshot(t, db, s.rb.ID)
 
-	err := runbooks.Revert(ctx, db, s.rb.ID, before)
+	err := runbooks.Revert(ctx, db, s.rb.ID, before, nil)
 	require.ErrorIs(t, err, runbooks.ErrRunbookAbsent)
-	err = runbooks.Revert(ctx, db, "no-such-runbook", s.t)
+	err = runbooks.Revert(ctx, db, "no-such-runbook", s.t, nil)
 	require.ErrorIs(t, err, audit.ErrNotFound)
-	err = runbooks.Revert(ctx, db, s.rb.ID, s.t, audit.InAccount(2))
+	other := int64(2)
+	err = runbooks.Revert(ctx, db, s.rb.ID, s.t, &audit.RevertOptions{ReadOptions: audit.ReadOptions{AccountID: &other}})
 	var ae *audit.AccountError
 	require.ErrorAs(t, err, &ae)
 	require.Equal(t, int64(1), ae.AccountID)
-	err = runbooks.RevertToVersion(ctx, db, s.rb.ID, 9)
+	err = runbooks.RevertToVersion(ctx, db, s.rb.ID, 9, nil)
 	var ve *audit.VersionError
 	require.ErrorAs(t, err, &ve)
 	require.Equal(t, 3, ve.Last)
@@ -318,7 +332,7 @@ func TestRevertRunbookStatementCount(t *testing.T) {
 		c := &counter{}
 		var plan audit.Plan
 		at := base.Add(time.Duration(v/2)*time.Second + time.Second/2) // after version v/2
-		require.NoError(t, runbooks.Revert(ctx, db.Session(&gorm.Session{Logger: c}), rbID, at, audit.DryRun(&plan)))
+		require.NoError(t, runbooks.Revert(ctx, db.Session(&gorm.Session{Logger: c}), rbID, at, &audit.RevertOptions{DryRun: true, Plan: &plan}))
 		require.Len(t, plan.Records, n, "every step is renamed back")
 		for _, r := range plan.Records {
 			jsontest.RequireEqual(t, map[string]any{"name": []any{fmt.Sprintf("v%d", v), fmt.Sprintf("v%d", v/2)}}, r.Changes)

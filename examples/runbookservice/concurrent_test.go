@@ -146,7 +146,7 @@ func requireConsistentHistory(t *testing.T, db *gorm.DB) {
 			require.Equal(t, i+1, a.Version, "%s: versions are not 1..n", ref)
 		}
 		state := replay(t, ref, history)
-		cur, err := audit.StateAt(ctx, db, ref.Type, ref.ID, len(history))
+		cur, err := audit.StateAt(ctx, db, ref.Type, ref.ID, len(history), nil)
 		require.NoError(t, err, "%s", ref)
 		if state == nil {
 			require.False(t, cur.Exists, "%s: replayed as removed but the row exists", ref)

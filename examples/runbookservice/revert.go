@@ -69,11 +69,13 @@ func (in *revertInput) moment() (time.Time, error) {
 
 // options are the revert options of a call: scoped to the caller's
 // account, and a dry run or a report of what was written into plan.
-func (in *revertInput) options(c call, plan *audit.Plan) []audit.RevertOption {
-	if in.DryRun {
-		return []audit.RevertOption{audit.InAccount(c.account), audit.DryRun(plan)}
+func (in *revertInput) options(c call, plan *audit.Plan) *audit.RevertOptions {
+	account := c.account
+	return &audit.RevertOptions{
+		ReadOptions: audit.ReadOptions{AccountID: &account},
+		DryRun:      in.DryRun,
+		Plan:        plan,
 	}
-	return []audit.RevertOption{audit.InAccount(c.account), audit.ReportTo(plan)}
 }
 
 // revertRunbook puts a runbook and its steps back to one point.
@@ -94,15 +96,15 @@ func (s *server) revertRunbook(w http.ResponseWriter, r *http.Request, c call) e
 	var revert func() error
 	switch {
 	case in.AuditID != nil:
-		revert = func() error { return runbooks.RevertToAudit(c.ctx, s.db, id, *in.AuditID, opts...) }
+		revert = func() error { return runbooks.RevertToAudit(c.ctx, s.db, id, *in.AuditID, opts) }
 	case in.RunbookVersion != nil:
-		revert = func() error { return runbooks.RevertToVersion(c.ctx, s.db, id, *in.RunbookVersion, opts...) }
+		revert = func() error { return runbooks.RevertToVersion(c.ctx, s.db, id, *in.RunbookVersion, opts) }
 	default:
 		at, err := in.moment()
 		if err != nil {
 			return err
 		}
-		revert = func() error { return runbooks.Revert(c.ctx, s.db, id, at, opts...) }
+		revert = func() error { return runbooks.Revert(c.ctx, s.db, id, at, opts) }
 	}
 	return s.runRevert(w, c, &in, &plan, "runbook_version", revert)
 }
@@ -137,15 +139,15 @@ func (s *server) revertStep(w http.ResponseWriter, r *http.Request, c call) erro
 			return err
 		}
 		refs := []audit.Ref{{Type: runbooks.TypeStep, ID: stepID}}
-		revert = func() error { return audit.RevertAllAfterAudit(c.ctx, s.db, refs, *in.AuditID, opts...) }
+		revert = func() error { return audit.RevertAllAfterAudit(c.ctx, s.db, refs, *in.AuditID, opts) }
 	case in.StepVersion != nil:
-		revert = func() error { return audit.Revert(c.ctx, s.db, runbooks.TypeStep, stepID, *in.StepVersion, opts...) }
+		revert = func() error { return audit.Revert(c.ctx, s.db, runbooks.TypeStep, stepID, *in.StepVersion, opts) }
 	default:
 		at, err := in.moment()
 		if err != nil {
 			return err
 		}
-		revert = func() error { return audit.RevertAsOf(c.ctx, s.db, runbooks.TypeStep, stepID, at, opts...) }
+		revert = func() error { return audit.RevertAsOf(c.ctx, s.db, runbooks.TypeStep, stepID, at, opts) }
 	}
 	return s.runRevert(w, c, &in, &plan, "step_version", revert)
 }

@@ -223,7 +223,7 @@ func checkStateAt(ctx context.Context, db *gorm.DB, replayed map[recKey][]state,
 		states := replayed[k]
 		t := tableOf(k.typ)
 		for v := from[k] + 1; v < len(states); v++ {
-			s, err := audit.StateAt(ctx, db, k.typ, k.id, v)
+			s, err := audit.StateAt(ctx, db, k.typ, k.id, v, nil)
 			if err != nil {
 				var we *audit.WriteError
 				if !strings.HasPrefix(err.Error(), "audit: ") || errors.As(err, &we) {

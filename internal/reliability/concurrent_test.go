@@ -315,7 +315,7 @@ func TestReliabilityConcurrentWriters(t *testing.T) {
 			if v%9 != 1 && v != len(history) {
 				continue
 			}
-			s, err := audit.StateAt(e.ctx, e.db, runbooks.TypeStep, id, v)
+			s, err := audit.StateAt(e.ctx, e.db, runbooks.TypeStep, id, v, nil)
 			require.NoError(t, err, "StateAt %s v%d", id, v)
 			require.Equal(t, states[v] != nil, s.Exists, "StateAt(%s, %d).Exists", id, v)
 			if d := cmp.Diff(decodeAll(t, states[v]), decodeAll(t, s.Attributes)); d != "" {

@@ -149,7 +149,7 @@ func FuzzStateFromAudits(f *testing.F) {
 			try = append(try, v)
 		}
 		for _, v := range try {
-			s, err := audit.StateAt(ctx, e.db, runbooks.TypeStep, id, v)
+			s, err := audit.StateAt(ctx, e.db, runbooks.TypeStep, id, v, nil)
 			clean(err, fmt.Sprintf("StateAt(%d)", v))
 			if err != nil {
 				continue
@@ -161,16 +161,16 @@ func FuzzStateFromAudits(f *testing.F) {
 				_, err := json.Marshal(s)
 				require.NoError(t, err)
 			}
-			_, err = audit.Diff(ctx, e.db, runbooks.TypeStep, id, v, v+1)
+			_, err = audit.Diff(ctx, e.db, runbooks.TypeStep, id, v, v+1, nil)
 			clean(err, fmt.Sprintf("Diff(%d, %d)", v, v+1))
 		}
-		c, err := audit.Diff(ctx, e.db, runbooks.TypeStep, id, first, last)
+		c, err := audit.Diff(ctx, e.db, runbooks.TypeStep, id, first, last, nil)
 		clean(err, "Diff(first, last)")
 		if err == nil {
 			_, err := c.Value()
 			require.NoError(t, err)
 		}
-		_, err = audit.StateAsOf(ctx, e.db, runbooks.TypeStep, id, time.Now())
+		_, err = audit.StateAsOf(ctx, e.db, runbooks.TypeStep, id, time.Now(), nil)
 		clean(err, "StateAsOf(now)")
 	})
 }
