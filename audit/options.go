@@ -6,8 +6,7 @@ package audit
 // package's) take a *RevertOptions. They are distinct types, so the options
 // of a revert (a dry run, say) cannot be passed to a history call: that does
 // not compile. A nil pointer means the defaults, the zero value of each
-// field. Every combination of fields is valid, so neither type has checks
-// that could fail.
+// field.
 
 // ReadOptions adjusts a history call. The zero value, or a nil
 // *ReadOptions, reads any account's records and fails on schema drift.
@@ -30,7 +29,9 @@ type ReadOptions struct {
 // RevertOptions adjusts a revert. The zero value, or a nil *RevertOptions,
 // writes the revert, reports nothing and comments it with its default
 // description. The embedded [ReadOptions] apply to the rebuild the revert
-// starts with.
+// starts with. Every combination of fields is valid, so a revert has no
+// option errors: DryRun without a Plan checks that the revert would
+// succeed.
 type RevertOptions struct {
 	ReadOptions
 	// DryRun makes the revert write nothing; the errors are those the
@@ -38,7 +39,8 @@ type RevertOptions struct {
 	// written.
 	DryRun bool
 	// Plan, if set, receives what the revert wrote, or with DryRun what
-	// it would write. Defaults to nil: nothing is reported.
+	// it would write; it is left alone when the revert fails. Defaults to
+	// nil: nothing is reported.
 	Plan *Plan
 	// Comment replaces the description the revert puts in the comment of
 	// its audit rows, "revert to version N" or "revert to <time>" by
