@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gormaudit/gormaudit/audit"
+	"github.com/gormaudit/gormaudit/httpapi/internal/auditlist"
 	"github.com/gormaudit/gormaudit/runbooks"
 )
 
@@ -45,17 +46,6 @@ func paramErr(param, format string, args ...any) error {
 	return &ParamError{Param: param, Reason: fmt.Sprintf(format, args...)}
 }
 
-// auditableTypes are the types the endpoint serves, in the order of the
-// enum in the OpenAPI document.
-var auditableTypes = []string{runbooks.TypeStep, runbooks.TypeRunbook}
-
-// position is a place in the polling stream, which is ordered by
-// (transaction id, row id); the stream resumes after it.
-type position struct {
-	TxID int64
-	ID   int64
-}
-
 // query is a parsed, validated request. Exactly one of the page mode
 // (Page, Desc) and the cursor mode (After != nil or AfterID != nil) is in
 // effect: Polling reports which.
@@ -64,15 +54,10 @@ type query struct {
 	PerPage int
 	Desc    bool
 
-	AuditableType string // "" = both types
-	AuditableID   string
-	RunbookID     string
-	UserID        string
-	Action        audit.Action
-	Since, Until  *time.Time
+	auditlist.Filter // AuditableType "" = both types
 
-	After   *position // from cursor
-	AfterID *int64    // from after_id, resolved against the database
+	After   *auditlist.Position // from cursor
+	AfterID *int64              // from after_id, resolved against the database
 }
 
 // Polling reports whether the query reads the polling stream.
@@ -278,25 +263,25 @@ func clip(s string) string {
 // position's two big-endian int64s. Clients must treat them as opaque.
 const cursorPrefix = "c1"
 
-func encodeCursor(p position) string {
+func encodeCursor(p auditlist.Position) string {
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(p.TxID))
 	binary.BigEndian.PutUint64(b[8:], uint64(p.ID))
 	return cursorPrefix + base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-func decodeCursor(s string) (position, error) {
+func decodeCursor(s string) (auditlist.Position, error) {
 	rest, ok := strings.CutPrefix(s, cursorPrefix)
 	if !ok {
-		return position{}, fmt.Errorf("httpapi: cursor has no %q prefix", cursorPrefix)
+		return auditlist.Position{}, fmt.Errorf("httpapi: cursor has no %q prefix", cursorPrefix)
 	}
 	b, err := base64.RawURLEncoding.Strict().DecodeString(rest)
 	if err != nil || len(b) != 16 {
-		return position{}, fmt.Errorf("httpapi: malformed cursor")
+		return auditlist.Position{}, fmt.Errorf("httpapi: malformed cursor")
 	}
-	p := position{TxID: int64(binary.BigEndian.Uint64(b[:8])), ID: int64(binary.BigEndian.Uint64(b[8:]))}
+	p := auditlist.Position{TxID: int64(binary.BigEndian.Uint64(b[:8])), ID: int64(binary.BigEndian.Uint64(b[8:]))}
 	if p.ID < 0 {
-		return position{}, fmt.Errorf("httpapi: malformed cursor")
+		return auditlist.Position{}, fmt.Errorf("httpapi: malformed cursor")
 	}
 	return p, nil
 }
