@@ -28,7 +28,7 @@ type PollResult struct {
 // Poll reads the rows after cursor in the polling stream, at most perPage of
 // them (0 for the server's default). An empty cursor is the start of the
 // log. Rows are never skipped nor repeated from one cursor to the next,
-// even while writes go on (see the package documentation, "Polling").
+// even while writes go on (see package httpapi, "Polling").
 func (c *Client) Poll(ctx context.Context, cursor string, f *Filters, perPage int) (*PollResult, error) {
 	v := url.Values{}
 	f.encode(v)

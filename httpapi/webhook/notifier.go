@@ -114,8 +114,8 @@ func (o *NotifierOptions) withDefaults() (NotifierOptions, error) {
 // [AddSubscriber]: each row that matches a subscriber's filters becomes a
 // signed POST (see [HeaderSignature]), retried with exponential backoff
 // until the receiver answers 2xx. Deliveries to one subscriber are made one
-// at a time in the order of the polling stream (see the package
-// documentation), and the subscriber's cursor in the database moves past a
+// at a time in the order of the polling stream (see package httpapi,
+// "Polling"), and the subscriber's cursor in the database moves past a
 // row only after its 2xx, so that a notifier that stops, crashes or is
 // restarted resumes at the first row not acknowledged: at least once, in
 // order, nothing lost. The row in flight when it stopped is delivered
