@@ -12,7 +12,11 @@
 //   - [github.com/gormaudit/gormaudit/runbooks], the runbook and step models
 //     ("Runbooks::Runbook", "Runbooks::Step") and their registrations.
 //   - [github.com/gormaudit/gormaudit/httpapi], the embeddable HTTP handler
-//     that lists the audit log to an account's bot users.
+//     that lists the audit log to an account's bot users;
+//     [github.com/gormaudit/gormaudit/httpapi/client], the Go client of that
+//     endpoint, which links no database code; and
+//     [github.com/gormaudit/gormaudit/httpapi/webhook], signed webhooks that
+//     push new audit rows to subscribers.
 //
 // A minimal program:
 //

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/gormaudit/gormaudit/internal/dbtest"
+
+	"github.com/gormaudit/gormaudit/httpapi/internal/auditlist"
 )
 
 // BenchmarkList measures the endpoint, through the handler with bot token
@@ -35,7 +37,7 @@ func BenchmarkList(b *testing.B) {
 		Scan(&before).Error; err != nil {
 		b.Fatal(err)
 	}
-	cursor := encodeCursor(position{TxID: 0, ID: before})
+	cursor := encodeCursor(auditlist.Position{TxID: 0, ID: before})
 
 	var first float64 // ns per first-page request
 	run := func(name, query string, ratio bool) {
@@ -60,16 +62,15 @@ func BenchmarkList(b *testing.B) {
 	run(fmt.Sprintf("page_%d", page), fmt.Sprintf("page=%d", page), true)
 	run("cursor_same_depth", "cursor="+cursor, true)
 
-	q := query{PerPage: 20}
 	for _, c := range []struct {
 		name  string
 		limit int
 	}{{"count_capped_10000", 10_000}, {"count_uncapped", rows}} {
-		s := countStmt(&q, 1, c.limit)
+		s := auditlist.Count(&auditlist.Filter{}, 1, c.limit)
 		b.Run(c.name, func(b *testing.B) {
 			var n int64
 			for b.Loop() {
-				if err := e.db.Raw(s.sql, s.args...).Scan(&n).Error; err != nil {
+				if err := e.db.Raw(s.SQL, s.Args...).Scan(&n).Error; err != nil {
 					b.Fatal(err)
 				}
 			}

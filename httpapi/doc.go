@@ -55,7 +55,7 @@
 // pages and next stay exact; a page cut short says so with
 // "truncated": true and its items, and the rows cut from it are on no other
 // page: read them as pages of one row, which are never cut (page
-// (page-1)*per_page+items+1 and on, per_page=1; [Client.All] does), or
+// (page-1)*per_page+items+1 and on, per_page=1; the Go client's All does), or
 // poll, whose cursor resumes right after the last row a response held.
 //
 // since is inclusive: a client polling by timestamp with the created_at of
@@ -104,22 +104,11 @@
 // Unknown parameters are ignored, as the hosted endpoint ignores them;
 // [Options.StrictParameters] answers them with 400 instead.
 //
-// # Go client
+// # Beside the server
 //
-// [NewClient] reads the endpoint from Go with typed rows: [Client.List] one
-// page, [Client.All] every page, [Client.Poll] one step of the polling
-// stream, and [Client.Watch] follows the stream, handing each new row to a
-// func once and reporting cursors to save so that it resumes after a
-// restart.
-//
-// # Alerting
-//
-// A [Notifier] delivers every new audit row matching a subscriber's filters
-// ([AddSubscriber]) to its webhook as a signed POST, in the polling stream's
-// order, retrying with exponential backoff and storing its cursor only
-// after a 2xx: at least once, in order per subscriber, nothing lost across
-// restarts. Receivers check deliveries with [VerifySignature]. Webhook URLs
-// that are, or resolve to, loopback, private, link-local (cloud metadata),
-// multicast or unspecified addresses are refused when added and again at
-// every connection ([ErrForbiddenAddress]), unless explicitly allowed.
+// The Go client is package [github.com/gormaudit/gormaudit/httpapi/client];
+// it imports no database code. Webhooks that push new rows to a customer's
+// URL are package [github.com/gormaudit/gormaudit/httpapi/webhook]. The JSON
+// bodies the server and the client share are in
+// [github.com/gormaudit/gormaudit/httpapi/apitype].
 package httpapi

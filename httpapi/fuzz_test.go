@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/gormaudit/gormaudit/httpapi/internal/auditlist"
 )
 
 var defaultLimits = limits{defaultPerPage: 20, maxPerPage: 100, maxOffset: 100_000}
@@ -54,7 +56,7 @@ func encodeQuery(q *query) string {
 // the same query.
 func FuzzParseQuery(f *testing.F) {
 	for _, s := range []string{
-		"", "page=2&per_page=50&sort=asc", "after_id=0", "cursor=" + encodeCursor(position{TxID: 7, ID: 9}),
+		"", "page=2&per_page=50&sort=asc", "after_id=0", "cursor=" + encodeCursor(auditlist.Position{TxID: 7, ID: 9}),
 		"auditable_type=Runbooks%3A%3AStep&runbook_id=69e62138-e673-4c21-b4fb-caf775308acc",
 		"since=2022-04-26T19:34:32.889Z&until=2022-04-27T00:00:00%2B02:00", "user_id=a%20b&action=destroy",
 		"page=1&page=1", "per_page=101", "x=%zz", "after_id=5&sort=asc&per_page=1",
@@ -86,7 +88,7 @@ func FuzzParseQuery(f *testing.F) {
 			t.Fatal("since not before until")
 		case q.Action != "" && !q.Action.Valid():
 			t.Fatalf("action %q", q.Action)
-		case q.AuditableType != "" && q.AuditableType != auditableTypes[0] && q.AuditableType != auditableTypes[1]:
+		case q.AuditableType != "" && q.AuditableType != auditlist.Types[0] && q.AuditableType != auditlist.Types[1]:
 			t.Fatalf("auditable_type %q", q.AuditableType)
 		}
 		for _, s := range []string{q.AuditableID, q.RunbookID, q.UserID} {

@@ -13,6 +13,8 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/gormaudit/gormaudit/audit"
+	"github.com/gormaudit/gormaudit/httpapi/apitype"
+	"github.com/gormaudit/gormaudit/httpapi/internal/auditlist"
 	"github.com/gormaudit/gormaudit/runbooks"
 )
 
@@ -113,9 +115,9 @@ func (o *Options) withDefaults(db *gorm.DB) (Options, error) {
 		return v, fmt.Errorf("httpapi: Options.MaxOffset must not be negative, not %d", v.MaxOffset)
 	case v.CountLimit < 1:
 		return v, fmt.Errorf("httpapi: Options.CountLimit must be positive, not %d", v.CountLimit)
-	case v.DefaultAuditableType != AllAuditableTypes && !slices.Contains(auditableTypes, v.DefaultAuditableType):
+	case v.DefaultAuditableType != AllAuditableTypes && !slices.Contains(auditlist.Types, v.DefaultAuditableType):
 		return v, fmt.Errorf("httpapi: Options.DefaultAuditableType must be %q, %q or AllAuditableTypes, not %q",
-			auditableTypes[0], auditableTypes[1], v.DefaultAuditableType)
+			auditlist.Types[0], auditlist.Types[1], v.DefaultAuditableType)
 	case v.MaxPageBytes < 0:
 		return v, fmt.Errorf("httpapi: Options.MaxPageBytes must be positive, not %d", v.MaxPageBytes)
 	}
@@ -147,7 +149,7 @@ func NewHandler(db *gorm.DB, opts *Options) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	pg, err := isPostgres(db, "NewHandler")
+	pg, err := auditlist.IsPostgres(db, "httpapi: NewHandler")
 	if err != nil {
 		return nil, err
 	}
@@ -172,35 +174,12 @@ func (h *Handler) Mount(mux *http.ServeMux, path string) {
 	mux.Handle(path+OpenAPIPath, h)
 }
 
-// isPostgres tells PostgreSQL from SQLite, the two supported databases.
-func isPostgres(db *gorm.DB, caller string) (bool, error) {
-	switch name := db.Dialector.Name(); name {
-	case "postgres":
-		return true, nil
-	case "sqlite":
-		return false, nil
-	default:
-		return false, fmt.Errorf("httpapi: %s: dialect %q is not supported (postgres, sqlite)", caller, name)
-	}
-}
-
 // listResponse is the 200 body. Rows are encoded by the list, which
 // bounds their total size.
 type listResponse struct {
-	Data       []json.RawMessage `json:"data"`
-	Pagination *Pagination       `json:"pagination,omitempty"`
-	Cursor     *cursorInfo       `json:"cursor,omitempty"`
-}
-
-type cursorInfo struct {
-	// Next is the cursor to send on the next poll.
-	Next string `json:"next"`
-	// NextAfterID is the id of the last row handed out, for clients that
-	// poll with after_id; null when nothing has been handed out yet.
-	NextAfterID *int64 `json:"next_after_id"`
-	// More is true when more rows are ready now.
-	More  bool `json:"more"`
-	Items int  `json:"items"`
+	Data       []json.RawMessage   `json:"data"`
+	Pagination *apitype.Pagination `json:"pagination,omitempty"`
+	Cursor     *apitype.Cursor     `json:"cursor,omitempty"`
 }
 
 // ServeHTTP implements http.Handler.
@@ -270,7 +249,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) ([]slog.Attr, er
 		return attrs, err
 	}
 	pg, err := h.list(r.Context(), &q, p.AccountID)
-	if errors.Is(err, errAfterIDUnknown) {
+	if errors.Is(err, auditlist.ErrNotInLog) {
 		writeError(w, http.StatusBadRequest, "invalid_parameter",
 			"is not the id of a row of this account's log", "after_id")
 		return attrs, err
@@ -289,7 +268,7 @@ func (h *Handler) envelope(q *query, pg *page) listResponse {
 		resp.Data = []json.RawMessage{}
 	}
 	if q.Polling() {
-		c := &cursorInfo{Next: encodeCursor(pg.next), More: pg.more, Items: len(pg.rows)}
+		c := &apitype.Cursor{Next: encodeCursor(pg.next), More: pg.more, Items: len(pg.rows)}
 		if pg.next.ID != 0 {
 			id := pg.next.ID
 			c.NextAfterID = &id
@@ -298,7 +277,7 @@ func (h *Handler) envelope(q *query, pg *page) listResponse {
 		return resp
 	}
 	pages := max(1, (pg.count+int64(q.PerPage)-1)/int64(q.PerPage))
-	pa := &Pagination{Count: pg.count, CountExact: pg.exact, Page: q.Page, PerPage: q.PerPage, Items: len(pg.rows),
+	pa := &apitype.Pagination{Count: pg.count, CountExact: pg.exact, Page: q.Page, PerPage: q.PerPage, Items: len(pg.rows),
 		Pages: pages, Last: pages, Truncated: pg.truncated}
 	if q.Page > 1 {
 		prev := min(q.Page-1, int(pages))

@@ -21,6 +21,10 @@ import (
 
 	"github.com/gormaudit/gormaudit/audit"
 	"github.com/gormaudit/gormaudit/runbooks"
+
+	"github.com/gormaudit/gormaudit/httpapi/internal/apitest"
+
+	"github.com/gormaudit/gormaudit/httpapi/apitype"
 )
 
 // seedStep is the step of testdata/seed-step-create.json (a copy of the
@@ -182,7 +186,7 @@ func TestAuthentication(t *testing.T) {
 	require.NoError(t, RevokeToken(e.ctx, e.db, 1, revokedTok.ID), "revoking twice is fine")
 	require.ErrorIs(t, RevokeToken(e.ctx, e.db, 2, revokedTok.ID), ErrTokenNotFound, "another account's token")
 
-	person, _, err := IssueToken(e.ctx, e.db, TokenSpec{AccountID: 1, PrincipalType: PrincipalUser, PrincipalID: seedActor.ID})
+	person, _, err := IssueToken(e.ctx, e.db, TokenSpec{AccountID: 1, PrincipalType: PrincipalUser, PrincipalID: apitest.Actor.ID})
 	require.NoError(t, err)
 	notEnabled, _, err := IssueToken(e.ctx, e.db, TokenSpec{AccountID: 7})
 	require.NoError(t, err)
@@ -425,7 +429,7 @@ func TestPagination(t *testing.T) {
 
 	p1 := e.list(t, token, "")
 	require.Equal(t, ids(all[:20]), ids(p1.Data))
-	if d := cmp.Diff(&Pagination{Count: 30, CountExact: false, Page: 1, PerPage: 20, Items: 20, Pages: 2, Last: 2, Next: ptr(2)}, p1.Pagination); d != "" {
+	if d := cmp.Diff(&apitype.Pagination{Count: 30, CountExact: false, Page: 1, PerPage: 20, Items: 20, Pages: 2, Last: 2, Next: ptr(2)}, p1.Pagination); d != "" {
 		t.Fatalf("page 1, count capped at 30 (-want +got):\n%s", d)
 	}
 	p3 := e.list(t, token, "page=3")
@@ -441,7 +445,7 @@ func TestPagination(t *testing.T) {
 	small := e.list(t, token, "per_page=10&page=2&since=2024-01-01T00:00:18Z")
 	// rows 36..44: 9 rows, page 2 is empty but well-formed.
 	require.Empty(t, small.Data)
-	if d := cmp.Diff(&Pagination{Count: 9, CountExact: true, Page: 2, PerPage: 10, Items: 0, Pages: 1, Last: 1, Prev: ptr(1)}, small.Pagination); d != "" {
+	if d := cmp.Diff(&apitype.Pagination{Count: 9, CountExact: true, Page: 2, PerPage: 10, Items: 0, Pages: 1, Last: 1, Prev: ptr(1)}, small.Pagination); d != "" {
 		t.Fatalf("past the end (-want +got):\n%s", d)
 	}
 	asc := e.list(t, token, "per_page=100&sort=asc")

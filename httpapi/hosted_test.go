@@ -11,6 +11,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gormaudit/gormaudit/runbooks"
+
+	"github.com/gormaudit/gormaudit/httpapi/apitype"
+	"github.com/gormaudit/gormaudit/httpapi/client"
 )
 
 // sdkRequest sends the request of the hosted endpoint's TypeScript SDK,
@@ -49,24 +52,26 @@ func TestSDKRequest(t *testing.T) {
 	writeFixture(t, e)
 	srv := httptest.NewServer(e.h)
 	t.Cleanup(srv.Close)
-	c, err := NewClient(srv.URL+"/v1/runbook_audits", token)
-	require.NoError(t, err)
+	c := e.client(t, token)
 
 	cases := []struct {
 		query string
-		opts  ListOptions
+		opts  client.ListOptions
 	}{
-		{"auditable_type=Runbooks%3A%3AStep", ListOptions{Filters: Filters{AuditableType: runbooks.TypeStep}}},
+		{"auditable_type=Runbooks%3A%3AStep", client.ListOptions{Filters: client.Filters{AuditableType: runbooks.TypeStep}}},
 		{"auditable_type=Runbooks%3A%3AStep&page=2&per_page=2&sort=asc",
-			ListOptions{Filters: Filters{AuditableType: runbooks.TypeStep}, Page: 2, PerPage: 2, Ascending: true}},
+			client.ListOptions{Filters: client.Filters{AuditableType: runbooks.TypeStep}, Page: 2, PerPage: 2, Ascending: true}},
 		{"auditable_type=Runbooks%3A%3ARunbook&page=1&per_page=1&sort=desc",
-			ListOptions{Filters: Filters{AuditableType: runbooks.TypeRunbook}, Page: 1, PerPage: 1}},
-		{"auditable_type=Runbooks%3A%3AStep&sort=ASC", ListOptions{Filters: Filters{AuditableType: runbooks.TypeStep}, Ascending: true}},
+			client.ListOptions{Filters: client.Filters{AuditableType: runbooks.TypeRunbook}, Page: 1, PerPage: 1}},
+		{"auditable_type=Runbooks%3A%3AStep&sort=ASC", client.ListOptions{Filters: client.Filters{AuditableType: runbooks.TypeStep}, Ascending: true}},
 	}
 	for _, cs := range cases {
 		status, body := sdkRequest(t, srv, srv.URL+"/v1/runbook_audits?"+cs.query, token)
 		require.Equal(t, http.StatusOK, status, "?%s: %s", cs.query, body)
-		var got wireList
+		var got struct {
+			Data       []client.Row        `json:"data"`
+			Pagination *apitype.Pagination `json:"pagination"`
+		}
 		require.NoError(t, json.Unmarshal(body, &got))
 		want, err := c.List(t.Context(), &cs.opts)
 		require.NoError(t, err)

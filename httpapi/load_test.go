@@ -15,6 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gormaudit/gormaudit/runbooks"
+
+	"github.com/gormaudit/gormaudit/httpapi/internal/auditlist"
 )
 
 // TestLoad drives the handler over HTTP with 16 concurrent clients for
@@ -63,7 +65,7 @@ func TestLoad(t *testing.T) {
 	queries := []string{
 		"", "page=3", "per_page=100", "sort=asc&page=10", "auditable_type=Runbooks::Step",
 		"runbook_id=r40", "user_id=u7", "action=update&since=2024-01-01T01:00:00Z",
-		"after_id=0", "cursor=" + encodeCursor(position{ID: 1000}), "page=50",
+		"after_id=0", "cursor=" + encodeCursor(auditlist.Position{ID: 1000}), "page=50",
 	}
 	var next atomic.Int64
 	latencies := make([][]time.Duration, clients)

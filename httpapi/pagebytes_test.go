@@ -10,6 +10,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gormaudit/gormaudit/runbooks"
+
+	"github.com/gormaudit/gormaudit/httpapi/apitype"
+	"github.com/gormaudit/gormaudit/httpapi/client"
 )
 
 // bigStep writes a step whose config is about size bytes.
@@ -21,9 +24,9 @@ func bigStep(t *testing.T, e *env, rb runbooks.Runbook, i, size int) {
 
 // rawData is a 200 body with its rows kept as they were encoded.
 type rawData struct {
-	Data       []json.RawMessage `json:"data"`
-	Pagination *Pagination       `json:"pagination"`
-	Cursor     *cursorInfo       `json:"cursor"`
+	Data       []json.RawMessage   `json:"data"`
+	Pagination *apitype.Pagination `json:"pagination"`
+	Cursor     *apitype.Cursor     `json:"cursor"`
 }
 
 func dataBytes(rows []json.RawMessage) int {
@@ -65,7 +68,7 @@ func TestPageBytes(t *testing.T) {
 	p := get("per_page=10&sort=asc&auditable_type=Runbooks::Step")
 	require.Less(t, len(p.Data), 10)
 	require.LessOrEqual(t, dataBytes(p.Data), maxBytes)
-	require.Equal(t, Pagination{Count: 13, CountExact: true, Page: 1, PerPage: 10, Items: len(p.Data), Pages: 2, Last: 2, Next: ptr(2), Truncated: true}, *p.Pagination)
+	require.Equal(t, apitype.Pagination{Count: 13, CountExact: true, Page: 1, PerPage: 10, Items: len(p.Data), Pages: 2, Last: 2, Next: ptr(2), Truncated: true}, *p.Pagination)
 	whole := get("per_page=2&sort=asc&auditable_type=Runbooks::Step")
 	require.False(t, whole.Pagination.Truncated, "two rows fit")
 	require.Equal(t, 2, whole.Pagination.Items)
@@ -96,7 +99,7 @@ func TestPageBytes(t *testing.T) {
 	// The Go client reports the cut, and All reads the rows cut from
 	// every page: each row once, in order, on every page size.
 	c := e.client(t, token)
-	page, err := c.List(t.Context(), &ListOptions{PerPage: 10, Ascending: true})
+	page, err := c.List(t.Context(), &client.ListOptions{PerPage: 10, Ascending: true})
 	require.NoError(t, err)
 	require.True(t, page.Pagination.Truncated)
 	require.Len(t, page.Rows, page.Pagination.Items)
@@ -111,7 +114,7 @@ func TestPageBytes(t *testing.T) {
 	require.Len(t, want, 14, "the runbook and its 13 steps")
 	for _, perPage := range []int{2, 3, 5, 10, 20} {
 		var got []int64
-		for row, err := range c.All(t.Context(), &ListOptions{PerPage: perPage, Ascending: true}) {
+		for row, err := range c.All(t.Context(), &client.ListOptions{PerPage: perPage, Ascending: true}) {
 			require.NoError(t, err)
 			got = append(got, row.ID)
 		}

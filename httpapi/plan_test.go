@@ -10,6 +10,8 @@ import (
 	"github.com/gormaudit/gormaudit/audit"
 	"github.com/gormaudit/gormaudit/internal/dbtest"
 	"github.com/gormaudit/gormaudit/runbooks"
+
+	"github.com/gormaudit/gormaudit/httpapi/internal/auditlist"
 )
 
 // TestPlansUseIndexes asks PostgreSQL's planner, on 200,000 analysed rows
@@ -24,22 +26,22 @@ func TestPlansUseIndexes(t *testing.T) {
 	seedRows(t, e.db, 200_000, 100)
 
 	at := func(sec int) *time.Time { v := seedBase.Add(time.Duration(sec) * time.Second); return &v }
-	filters := map[string]query{
-		"none":                    {},
-		"auditable_type":          {AuditableType: runbooks.TypeStep},
-		"auditable_type runbook":  {AuditableType: runbooks.TypeRunbook},
-		"auditable_id":            {AuditableID: "r1234"},
-		"auditable_id and type":   {AuditableID: "r1235", AuditableType: runbooks.TypeStep},
-		"runbook_id":              {RunbookID: "r1230"},
-		"runbook_id steps only":   {RunbookID: "r1230", AuditableType: runbooks.TypeStep},
-		"user_id":                 {UserID: "u7"},
-		"action":                  {Action: audit.ActionDestroy},
-		"since":                   {Since: at(150_000)},
-		"until":                   {Until: at(50_000)},
-		"since and until":         {Since: at(50_000), Until: at(60_000)},
-		"user_id and action":      {UserID: "u7", Action: audit.ActionUpdate},
-		"everything":              {AuditableType: runbooks.TypeStep, RunbookID: "r1230", UserID: "u7", Action: audit.ActionUpdate, Since: at(1), Until: at(200_000)},
-		"user_id, since and sort": {UserID: "u7", Since: at(100_000), Desc: false},
+	filters := map[string]auditlist.Filter{
+		"none":                   {},
+		"auditable_type":         {AuditableType: runbooks.TypeStep},
+		"auditable_type runbook": {AuditableType: runbooks.TypeRunbook},
+		"auditable_id":           {AuditableID: "r1234"},
+		"auditable_id and type":  {AuditableID: "r1235", AuditableType: runbooks.TypeStep},
+		"runbook_id":             {RunbookID: "r1230"},
+		"runbook_id steps only":  {RunbookID: "r1230", AuditableType: runbooks.TypeStep},
+		"user_id":                {UserID: "u7"},
+		"action":                 {Action: audit.ActionDestroy},
+		"since":                  {Since: at(150_000)},
+		"until":                  {Until: at(50_000)},
+		"since and until":        {Since: at(50_000), Until: at(60_000)},
+		"user_id and action":     {UserID: "u7", Action: audit.ActionUpdate},
+		"everything":             {AuditableType: runbooks.TypeStep, RunbookID: "r1230", UserID: "u7", Action: audit.ActionUpdate, Since: at(1), Until: at(200_000)},
+		"user_id, since":         {UserID: "u7", Since: at(100_000)},
 	}
 	// Filters that have an index of their own must use it.
 	uses := map[string]string{
@@ -47,33 +49,27 @@ func TestPlansUseIndexes(t *testing.T) {
 		"runbook_id":   "idx_audits_associated",
 		"user_id":      "idx_audits_account_user",
 	}
-	explain := func(name string, s stmt) string {
+	explain := func(name string, s auditlist.Stmt) string {
 		t.Helper()
 		var lines []string
-		require.NoError(t, e.db.Raw("EXPLAIN "+s.sql, s.args...).Scan(&lines).Error, name)
+		require.NoError(t, e.db.Raw("EXPLAIN "+s.SQL, s.Args...).Scan(&lines).Error, name)
 		plan := strings.Join(lines, "\n")
-		require.NotContains(t, plan, "Seq Scan on audits", "%s:\n%s\n%s", name, s.sql, plan)
+		require.NotContains(t, plan, "Seq Scan on audits", "%s:\n%s\n%s", name, s.SQL, plan)
 		return plan
 	}
 	for name, f := range filters {
 		for _, desc := range []bool{true, false} {
-			q := f
-			q.Desc, q.PerPage, q.Page = desc, 20, 1
-			plan := explain(name+" page 1", pageStmt(&q, 7))
+			plan := explain(name+" page 1", auditlist.Page(&f, 7, desc, 1, 20))
 			if idx, ok := uses[name]; ok {
 				require.Contains(t, plan, idx, "%s page 1:\n%s", name, plan)
 			}
-			q.Page = 50
-			explain(name+" page 50", pageStmt(&q, 7))
+			explain(name+" page 50", auditlist.Page(&f, 7, desc, 50, 20))
 		}
-		q := f
-		q.PerPage = 20
-		explain(name+" count", countStmt(&q, 7, 10_000))
-		q.After = &position{TxID: 0, ID: 140_000}
-		explain(name+" poll", pollStmt(&q, 7, *q.After, true))
+		explain(name+" count", auditlist.Count(&f, 7, 10_000))
+		explain(name+" poll", auditlist.Poll(&f, 7, auditlist.Position{TxID: 0, ID: 140_000}, 20, true))
 	}
-	_, err := resolveAfterID(t.Context(), e.db, 7, 140_000)
-	require.ErrorIs(t, err, errAfterIDUnknown, "row 140000 is account 71's")
+	_, err := auditlist.PositionOf(t.Context(), e.db, 7, 140_000)
+	require.ErrorIs(t, err, auditlist.ErrNotInLog, "row 140000 is account 71's")
 	var lines []string
 	require.NoError(t, e.db.Raw(`EXPLAIN SELECT transaction_id FROM audits WHERE account_id = ? AND id = ?`, 7, 140_000).Scan(&lines).Error)
 	require.NotContains(t, strings.Join(lines, "\n"), "Seq Scan on audits")

@@ -14,6 +14,10 @@ import (
 	"github.com/gormaudit/gormaudit/audit"
 	"github.com/gormaudit/gormaudit/internal/dbtest"
 	"github.com/gormaudit/gormaudit/runbooks"
+
+	"github.com/gormaudit/gormaudit/httpapi/internal/apitest"
+
+	"github.com/gormaudit/gormaudit/httpapi/internal/auditlist"
 )
 
 // poller follows the polling stream and checks, on every response, that no
@@ -66,7 +70,7 @@ func TestPollingWhileWriting(t *testing.T) {
 	require.NoError(t, err)
 
 	const writers, txs = 4, 25
-	done := e.writeConcurrently(writers, txs)
+	done := apitest.WriteConcurrently(e.w(), writers, txs)
 
 	// Poll while the writers run: a small page makes many polls.
 	polls := 0
@@ -230,5 +234,5 @@ func TestAfterID(t *testing.T) {
 	empty := e.list(t, token, "after_id=0&action=destroy")
 	require.Empty(t, empty.Data)
 	require.Nil(t, empty.Cursor.NextAfterID)
-	require.Equal(t, encodeCursor(position{}), empty.Cursor.Next)
+	require.Equal(t, encodeCursor(auditlist.Position{}), empty.Cursor.Next)
 }

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gormaudit/gormaudit/audit"
+	"github.com/gormaudit/gormaudit/httpapi/internal/auditlist"
 	"github.com/gormaudit/gormaudit/runbooks"
 )
 
@@ -45,17 +46,6 @@ func paramErr(param, format string, args ...any) error {
 	return &ParamError{Param: param, Reason: fmt.Sprintf(format, args...)}
 }
 
-// auditableTypes are the types the endpoint serves, in the order of the
-// enum in the OpenAPI document.
-var auditableTypes = []string{runbooks.TypeStep, runbooks.TypeRunbook}
-
-// position is a place in the polling stream, which is ordered by
-// (transaction id, row id); the stream resumes after it.
-type position struct {
-	TxID int64
-	ID   int64
-}
-
 // query is a parsed, validated request. Exactly one of the page mode
 // (Page, Desc) and the cursor mode (After != nil or AfterID != nil) is in
 // effect: Polling reports which.
@@ -64,15 +54,10 @@ type query struct {
 	PerPage int
 	Desc    bool
 
-	AuditableType string // "" = both types
-	AuditableID   string
-	RunbookID     string
-	UserID        string
-	Action        audit.Action
-	Since, Until  *time.Time
+	auditlist.Filter // AuditableType "" = both types
 
-	After   *position // from cursor
-	AfterID *int64    // from after_id, resolved against the database
+	After   *auditlist.Position // from cursor
+	AfterID *int64              // from after_id, resolved against the database
 }
 
 // Polling reports whether the query reads the polling stream.
@@ -98,13 +83,29 @@ var knownParams = map[string]bool{
 }
 
 // parseQuery validates a raw query string. Every failure is a *ParamError.
+func parseQuery(raw string, lim limits) (query, error) {
+	seen, err := splitQuery(raw, lim.strict)
+	if err != nil {
+		return query{}, err
+	}
+	q := query{PerPage: lim.defaultPerPage, Desc: true}
+	if err := q.parseFilters(seen, lim); err != nil {
+		return query{}, err
+	}
+	if err := q.parseMode(seen, lim); err != nil {
+		return query{}, err
+	}
+	return q, nil
+}
+
+// splitQuery returns the known parameters of a raw query string by name.
 // It parses by hand rather than with url.ParseQuery so that a repeated
 // parameter is an error instead of a silently ignored value, and so that
-// errors can name the parameter.
-func parseQuery(raw string, lim limits) (query, error) {
-	q := query{PerPage: lim.defaultPerPage, Desc: true}
+// errors can name the parameter. Unknown parameters are ignored, or
+// rejected when strict.
+func splitQuery(raw string, strict bool) (map[string]string, error) {
 	if len(raw) > maxQueryLen {
-		return query{}, paramErr("query", "query string longer than %d bytes", maxQueryLen)
+		return nil, paramErr("query", "query string longer than %d bytes", maxQueryLen)
 	}
 	seen := map[string]string{}
 	for part := range strings.SplitSeq(raw, "&") {
@@ -114,41 +115,52 @@ func parseQuery(raw string, lim limits) (query, error) {
 		k, v, _ := strings.Cut(part, "=")
 		name, err := url.QueryUnescape(k)
 		if err != nil || !utf8.ValidString(name) || name == "" {
-			return query{}, paramErr("query", "malformed parameter name %q", shown(k))
+			return nil, paramErr("query", "malformed parameter name %q", shown(k))
 		}
 		if !knownParams[name] {
-			if !lim.strict {
+			if !strict {
 				// As the hosted endpoint does: a client may send
 				// parameters of a newer API version.
 				continue
 			}
 			// The name is echoed in the error and the request log: a
 			// token pasted into the query string must not be.
-			return query{}, paramErr(shown(name), "unknown parameter")
+			return nil, paramErr(shown(name), "unknown parameter")
 		}
 		if _, dup := seen[name]; dup {
-			return query{}, paramErr(name, "given more than once")
+			return nil, paramErr(name, "given more than once")
 		}
 		value, err := url.QueryUnescape(v)
 		if err != nil {
-			return query{}, paramErr(name, "malformed percent-encoding")
+			return nil, paramErr(name, "malformed percent-encoding")
 		}
-		if value == "" {
-			return query{}, paramErr(name, "must not be empty")
-		}
-		if len(value) > maxValueLen {
-			return query{}, paramErr(name, "longer than %d bytes", maxValueLen)
-		}
-		if !utf8.ValidString(value) || strings.ContainsFunc(value, isControl) {
-			return query{}, paramErr(name, "must be UTF-8 text without control characters")
+		if err := checkValue(name, value); err != nil {
+			return nil, err
 		}
 		seen[name] = value
 	}
+	return seen, nil
+}
 
+// checkValue rejects a parameter value that no column can match.
+func checkValue(name, value string) error {
+	switch {
+	case value == "":
+		return paramErr(name, "must not be empty")
+	case len(value) > maxValueLen:
+		return paramErr(name, "longer than %d bytes", maxValueLen)
+	case !utf8.ValidString(value) || strings.ContainsFunc(value, isControl):
+		return paramErr(name, "must be UTF-8 text without control characters")
+	}
+	return nil
+}
+
+// parseFilters reads per_page, sort and the row filters.
+func (q *query) parseFilters(seen map[string]string, lim limits) error {
 	var err error
 	if v, ok := seen["per_page"]; ok {
 		if q.PerPage, err = intParam("per_page", v, 1, int64(lim.maxPerPage)); err != nil {
-			return query{}, err
+			return err
 		}
 	}
 	if v, ok := seen["sort"]; ok {
@@ -157,12 +169,12 @@ func parseQuery(raw string, lim limits) (query, error) {
 			q.Desc = false
 		case "desc":
 		default:
-			return query{}, paramErr("sort", `must be "asc" or "desc"`)
+			return paramErr("sort", `must be "asc" or "desc"`)
 		}
 	}
 	if v, ok := seen["auditable_type"]; ok {
 		if v != runbooks.TypeStep && v != runbooks.TypeRunbook {
-			return query{}, paramErr("auditable_type", "must be %q or %q", runbooks.TypeStep, runbooks.TypeRunbook)
+			return paramErr("auditable_type", "must be %q or %q", runbooks.TypeStep, runbooks.TypeRunbook)
 		}
 		q.AuditableType = v
 	}
@@ -171,37 +183,41 @@ func parseQuery(raw string, lim limits) (query, error) {
 	q.UserID = seen["user_id"]
 	if v, ok := seen["action"]; ok {
 		if q.Action = audit.Action(v); !q.Action.Valid() {
-			return query{}, paramErr("action", `must be "create", "update" or "destroy"`)
+			return paramErr("action", `must be "create", "update" or "destroy"`)
 		}
 	}
-	for _, name := range []string{"since", "until"} {
+	for _, p := range []struct {
+		name  string
+		bound **time.Time
+	}{{"since", &q.Since}, {"until", &q.Until}} {
+		name := p.name
 		v, ok := seen[name]
 		if !ok {
 			continue
 		}
 		t, err := time.Parse(time.RFC3339Nano, v)
 		if err != nil {
-			return query{}, paramErr(name, "must be an RFC 3339 time such as 2022-04-26T19:34:32.889Z")
+			return paramErr(name, "must be an RFC 3339 time such as 2022-04-26T19:34:32.889Z")
 		}
 		t = t.UTC()
-		if name == "since" {
-			q.Since = &t
-		} else {
-			q.Until = &t
-		}
+		*p.bound = &t
 	}
 	if q.Since != nil && q.Until != nil && !q.Since.Before(*q.Until) {
-		return query{}, paramErr("until", "must be after since")
+		return paramErr("until", "must be after since")
 	}
+	return nil
+}
 
-	// Modes: page (page, sort) or polling (after_id or cursor, ascending).
+// parseMode reads the mode: page (page, sort) or polling (after_id or
+// cursor, ascending).
+func (q *query) parseMode(seen map[string]string, lim limits) error {
 	if v, ok := seen["after_id"]; ok {
 		if _, both := seen["cursor"]; both {
-			return query{}, paramErr("cursor", "give either cursor or after_id, not both")
+			return paramErr("cursor", "give either cursor or after_id, not both")
 		}
 		n, err := intParam("after_id", v, 0, 1<<62)
 		if err != nil {
-			return query{}, err
+			return err
 		}
 		id := int64(n)
 		q.AfterID = &id
@@ -209,7 +225,7 @@ func parseQuery(raw string, lim limits) (query, error) {
 	if v, ok := seen["cursor"]; ok {
 		p, err := decodeCursor(v)
 		if err != nil {
-			return query{}, paramErr("cursor", "is not a cursor returned by this endpoint")
+			return paramErr("cursor", "is not a cursor returned by this endpoint")
 		}
 		q.After = &p
 	}
@@ -219,28 +235,29 @@ func parseQuery(raw string, lim limits) (query, error) {
 			mode = "after_id"
 		}
 		if _, ok := seen["page"]; ok {
-			return query{}, paramErr("page", "cannot be combined with %s: polling has no pages", mode)
+			return paramErr("page", "cannot be combined with %s: polling has no pages", mode)
 		}
 		if q.Desc && seen["sort"] != "" {
-			return query{}, paramErr("sort", "must be asc (or absent) with %s: polling reads oldest first", mode)
+			return paramErr("sort", "must be asc (or absent) with %s: polling reads oldest first", mode)
 		}
 		q.Desc = false
 		q.Page = 0
-		return q, nil
+		return nil
 	}
 	q.Page = 1
 	if q.AuditableType == "" && q.AuditableID == "" && q.RunbookID == "" {
 		q.AuditableType = lim.defaultType
 	}
 	if v, ok := seen["page"]; ok {
+		var err error
 		if q.Page, err = intParam("page", v, 1, maxPage); err != nil {
-			return query{}, err
+			return err
 		}
 		if offset := (q.Page - 1) * q.PerPage; offset > lim.maxOffset {
-			return query{}, paramErr("page", "reads past the first %d rows; poll with after_id=0 or cursor to read deeper", lim.maxOffset)
+			return paramErr("page", "reads past the first %d rows; poll with after_id=0 or cursor to read deeper", lim.maxOffset)
 		}
 	}
-	return q, nil
+	return nil
 }
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
@@ -278,25 +295,25 @@ func clip(s string) string {
 // position's two big-endian int64s. Clients must treat them as opaque.
 const cursorPrefix = "c1"
 
-func encodeCursor(p position) string {
+func encodeCursor(p auditlist.Position) string {
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(p.TxID))
 	binary.BigEndian.PutUint64(b[8:], uint64(p.ID))
 	return cursorPrefix + base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-func decodeCursor(s string) (position, error) {
+func decodeCursor(s string) (auditlist.Position, error) {
 	rest, ok := strings.CutPrefix(s, cursorPrefix)
 	if !ok {
-		return position{}, fmt.Errorf("httpapi: cursor has no %q prefix", cursorPrefix)
+		return auditlist.Position{}, fmt.Errorf("httpapi: cursor has no %q prefix", cursorPrefix)
 	}
 	b, err := base64.RawURLEncoding.Strict().DecodeString(rest)
 	if err != nil || len(b) != 16 {
-		return position{}, fmt.Errorf("httpapi: malformed cursor")
+		return auditlist.Position{}, fmt.Errorf("httpapi: malformed cursor")
 	}
-	p := position{TxID: int64(binary.BigEndian.Uint64(b[:8])), ID: int64(binary.BigEndian.Uint64(b[8:]))}
+	p := auditlist.Position{TxID: int64(binary.BigEndian.Uint64(b[:8])), ID: int64(binary.BigEndian.Uint64(b[8:]))}
 	if p.ID < 0 {
-		return position{}, fmt.Errorf("httpapi: malformed cursor")
+		return auditlist.Position{}, fmt.Errorf("httpapi: malformed cursor")
 	}
 	return p, nil
 }

@@ -8,36 +8,30 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 
 	"github.com/gormaudit/gormaudit/audit"
-	"github.com/gormaudit/gormaudit/internal/dbtest"
-	"github.com/gormaudit/gormaudit/runbooks"
-)
 
-// seedActor is the actor of the reference row.
-var seedActor = audit.Actor{ID: "0d2e8479-c00b-44c7-bca4-01e60a3e8035", Type: "User"}
+	"github.com/gormaudit/gormaudit/httpapi/internal/apitest"
+
+	"github.com/gormaudit/gormaudit/httpapi/apitype"
+	"github.com/gormaudit/gormaudit/httpapi/client"
+)
 
 // env is one test's database, audit plugin and handler.
 type env struct {
 	db  *gorm.DB // audited
 	h   *Handler
-	ctx context.Context // carries seedActor
+	ctx context.Context // carries apitest.Actor
 }
 
 // setup opens a test database with every table migrated, the audit plugin
 // registered and a handler on it (opts may be nil).
 func setup(t testing.TB, opts *Options) *env {
 	t.Helper()
-	db := dbtest.Open(t)
-	ctx := context.Background()
-	require.NoError(t, runbooks.Migrate(ctx, db))
-	require.NoError(t, audit.Migrate(ctx, db))
-	require.NoError(t, Migrate(ctx, db))
-	require.NoError(t, db.Use(audit.New(audit.Config{Models: runbooks.Models()})))
+	db, ctx := apitest.Open(t, Migrate)
 	if opts == nil {
 		opts = &Options{}
 	}
@@ -51,7 +45,7 @@ func setup(t testing.TB, opts *Options) *env {
 	}
 	h, err := NewHandler(db, opts)
 	require.NoError(t, err)
-	return &env{db: db, h: h, ctx: audit.WithActor(ctx, seedActor)}
+	return &env{db: db, h: h, ctx: ctx}
 }
 
 // bot enables the account and returns a new bot token for it.
@@ -90,9 +84,9 @@ func (e *env) do(t testing.TB, method, token, rawQuery string) response {
 
 // wireList is the 200 body as a client decodes it.
 type wireList struct {
-	Data       []audit.Audit `json:"data"`
-	Pagination *Pagination   `json:"pagination"`
-	Cursor     *cursorInfo   `json:"cursor"`
+	Data       []audit.Audit       `json:"data"`
+	Pagination *apitype.Pagination `json:"pagination"`
+	Cursor     *apitype.Cursor     `json:"cursor"`
 }
 
 // list calls the handler and requires a 200.
@@ -117,32 +111,26 @@ func ids(rows []audit.Audit) []int64 {
 // w returns the audited database bound to the env's actor.
 func (e *env) w() *gorm.DB { return e.db.WithContext(e.ctx) }
 
-// settle waits until every audit row written so far is in the polling
-// stream. On PostgreSQL a transaction open anywhere on the server (another
-// test, another package's test process) holds rows written after it began
-// back from the stream until it ends; tests that expect to poll everything
-// they wrote call this first. It waits for that condition, polling it, for
-// at most a minute.
-func (e *env) settle(t testing.TB) {
+// settle waits until every row written so far is in the polling stream
+// (see apitest.Settle).
+func (e *env) settle(t testing.TB) { apitest.Settle(t, e.db) }
+
+// streamIDs returns the ids of the account's rows that match where, in the
+// polling stream's order.
+func (e *env) streamIDs(t testing.TB, accountID int64, where string, args ...any) []int64 {
 	t.Helper()
-	if dbtest.Dialect() != dbtest.Postgres {
-		return
-	}
-	var maxTx int64
-	require.NoError(t, e.db.Raw(`SELECT COALESCE(MAX(transaction_id), 0) FROM audits`).Scan(&maxTx).Error)
-	deadline := time.Now().Add(time.Minute)
-	for {
-		var xmin int64
-		require.NoError(t, e.db.Raw(`SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint`).Scan(&xmin).Error)
-		if xmin > maxTx {
-			return
-		}
-		require.True(t, time.Now().Before(deadline), "transaction %d still holds the stream back after a minute", xmin)
-		select {
-		case <-time.After(5 * time.Millisecond):
-		case <-t.Context().Done():
-		}
-	}
+	return apitest.StreamIDs(t, e.db, accountID, where, args...)
+}
+
+// client returns a Go client of the env's handler, served over HTTP, with
+// token.
+func (e *env) client(t testing.TB, token string) *client.Client {
+	t.Helper()
+	srv := httptest.NewServer(e.h)
+	t.Cleanup(srv.Close)
+	c, err := client.New(srv.URL+"/v1/runbook_audits", token, &client.Options{HTTPClient: srv.Client()})
+	require.NoError(t, err)
+	return c
 }
 
 func ptr[T any](v T) *T { return &v }

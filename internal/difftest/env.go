@@ -13,6 +13,8 @@ import (
 	"github.com/gormaudit/gormaudit/httpapi"
 	"github.com/gormaudit/gormaudit/internal/dbtest"
 	"github.com/gormaudit/gormaudit/runbooks"
+
+	"github.com/gormaudit/gormaudit/httpapi/webhook"
 )
 
 // Actor writes every change the tester makes.
@@ -78,7 +80,7 @@ func (e *Env) setup() error {
 		func() error { return runbooks.Migrate(ctx, e.DB) },
 		func() error { return audit.Migrate(ctx, e.DB) },
 		func() error { return httpapi.Migrate(ctx, e.DB) },
-		func() error { return httpapi.MigrateNotifier(ctx, e.DB) },
+		func() error { return webhook.Migrate(ctx, e.DB) },
 		func() error { return e.DB.AutoMigrate(&Sample{}, &Gauge{}) },
 		func() error {
 			return e.DB.Use(audit.New(audit.Config{Models: Models(), EnabledAccountsOnly: e.Gated}))

@@ -19,6 +19,8 @@ import (
 
 	"github.com/gormaudit/gormaudit/httpapi"
 	"github.com/gormaudit/gormaudit/runbooks"
+
+	"github.com/gormaudit/gormaudit/httpapi/webhook"
 )
 
 // served reports whether the endpoint and the notifier serve a type.
@@ -136,7 +138,7 @@ func checkNotifier(t testing.TB, e *Env, want map[int64][]auditRow) error {
 		return nil
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, _ := strconv.ParseInt(r.Header.Get(httpapi.HeaderDelivery), 10, 64)
+		id, _ := strconv.ParseInt(r.Header.Get(webhook.HeaderDelivery), 10, 64)
 		mu.Lock()
 		if !got[id] {
 			got[id] = true
@@ -152,11 +154,11 @@ func checkNotifier(t testing.TB, e *Env, want map[int64][]auditRow) error {
 		if !e.recorded(acct) {
 			continue
 		}
-		if _, err := httpapi.AddSubscriber(e.Ctx, e.DB, httpapi.SubscriberSpec{AccountID: acct, URL: srv.URL, FromStart: true, AllowPrivateNetworks: true}); err != nil {
+		if _, err := webhook.AddSubscriber(e.Ctx, e.DB, webhook.SubscriberSpec{AccountID: acct, URL: srv.URL, FromStart: true, AllowPrivateNetworks: true}); err != nil {
 			return err
 		}
 	}
-	n, err := httpapi.NewNotifier(e.DB, &httpapi.NotifierOptions{PollInterval: 10 * time.Millisecond, RetryBase: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, Logger: quiet, AllowPrivateNetworks: true})
+	n, err := webhook.NewNotifier(e.DB, &webhook.NotifierOptions{PollInterval: 10 * time.Millisecond, RetryBase: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, Logger: quiet, AllowPrivateNetworks: true})
 	if err != nil {
 		return err
 	}

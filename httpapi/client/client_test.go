@@ -1,9 +1,11 @@
-package httpapi
+package client
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -11,79 +13,66 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
-	"gorm.io/gorm"
 
 	"github.com/gormaudit/gormaudit/audit"
-	"github.com/gormaudit/gormaudit/internal/dbtest"
 	"github.com/gormaudit/gormaudit/runbooks"
+
+	"github.com/gormaudit/gormaudit/httpapi/internal/apitest"
+
+	"github.com/gormaudit/gormaudit/httpapi"
+	"gorm.io/gorm"
 )
 
-// serve starts an HTTP server on the env's handler and returns a client of
-// it with token.
-func (e *env) client(t testing.TB, token string) *Client {
+// env is one test's audited database and the endpoint serving it.
+type env struct {
+	db  *gorm.DB
+	ctx context.Context // carries apitest.Actor
+	url string          // the endpoint
+	hc  *http.Client
+}
+
+// setup opens a test database with every table and the audit plugin, and
+// serves the endpoint on it with both auditable types by default.
+func setup(t *testing.T) *env {
 	t.Helper()
-	srv := httptest.NewServer(e.h)
+	db, ctx := apitest.Open(t, httpapi.Migrate)
+	h, err := httpapi.NewHandler(db, &httpapi.Options{
+		Logger: slog.New(slog.DiscardHandler), DefaultAuditableType: httpapi.AllAuditableTypes,
+	})
+	require.NoError(t, err)
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	c, err := NewClient(srv.URL+"/v1/runbook_audits", token, WithHTTPClient(srv.Client()))
+	return &env{db: db, ctx: ctx, url: srv.URL + "/v1/runbook_audits", hc: srv.Client()}
+}
+
+// w returns the audited database bound to the env's actor.
+func (e *env) w() *gorm.DB { return e.db.WithContext(e.ctx) }
+
+// bot enables the account and returns a new bot token for it.
+func (e *env) bot(t *testing.T, accountID int64) string {
+	t.Helper()
+	_, err := audit.EnableAccount(e.ctx, e.db, accountID)
+	require.NoError(t, err)
+	tok, _, err := httpapi.IssueToken(e.ctx, e.db, httpapi.TokenSpec{AccountID: accountID, Name: "client test bot"})
+	require.NoError(t, err)
+	return tok
+}
+
+// client returns a client of the env's endpoint with token.
+func (e *env) client(t *testing.T, token string) *Client {
+	t.Helper()
+	c, err := New(e.url, token, &Options{HTTPClient: e.hc})
 	require.NoError(t, err)
 	return c
 }
 
-// streamIDs returns the ids of the account's rows that match where, in the
-// polling stream's order.
-func (e *env) streamIDs(t testing.TB, accountID int64, where string, args ...any) []int64 {
-	t.Helper()
-	order := "id"
-	if dbtest.Dialect() == dbtest.Postgres {
-		order = "transaction_id, id"
+// ids returns the rows' ids in order.
+func ids(rows []Row) []int64 {
+	out := make([]int64, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, r.ID)
 	}
-	q := e.db.Model(&audit.Audit{}).Where("account_id = ?", accountID)
-	if where != "" {
-		q = q.Where(where, args...)
-	}
-	var out []int64
-	require.NoError(t, q.Order(order).Pluck("id", &out).Error)
 	return out
-}
-
-// writeConcurrently runs writers goroutines that each commit txs
-// transactions of four audited writes (a runbook, two steps, an update),
-// alternating between accounts 1 and 2. It returns a channel that yields
-// the first error, or nil, when they are all done.
-func (e *env) writeConcurrently(writers, txs int) <-chan error {
-	var wg sync.WaitGroup
-	errs := make(chan error, writers)
-	for w := range writers {
-		wg.Go(func() {
-			for i := range txs {
-				err := e.w().Transaction(func(tx *gorm.DB) error {
-					rb := runbooks.Runbook{AccountID: int64(1 + (w+i)%2), Name: fmt.Sprint("w", w, "-", i)}
-					if err := tx.Create(&rb).Error; err != nil {
-						return err
-					}
-					steps := []runbooks.Step{
-						{AccountID: rb.AccountID, RunbookID: rb.ID, Name: "one"},
-						{AccountID: rb.AccountID, RunbookID: rb.ID, Name: "two", Position: 1},
-					}
-					if err := tx.Create(&steps).Error; err != nil {
-						return err
-					}
-					return tx.Model(&rb).Update("name", rb.Name+" done").Error
-				})
-				if err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	done := make(chan error, 1)
-	go func() {
-		wg.Wait()
-		close(errs)
-		done <- <-errs
-	}()
-	return done
 }
 
 // collector records what a consumer received and wakes waiters on each
@@ -133,7 +122,7 @@ func (c *collector) waitFor(t testing.TB, what string, cond func() bool) {
 
 func TestClientListAndAll(t *testing.T) {
 	t.Parallel()
-	e := setup(t, nil)
+	e := setup(t)
 	c := e.client(t, e.bot(t, 1))
 	e.bot(t, 2)
 	var rbs []runbooks.Runbook
@@ -147,18 +136,16 @@ func TestClientListAndAll(t *testing.T) {
 	require.NoError(t, e.w().Model(&rbs[2]).Update("name", "renamed").Error)
 	ctx := t.Context()
 
-	all := e.streamIDs(t, 1, "")
+	all := apitest.StreamIDs(t, e.db, 1, "")
 	require.Len(t, all, 11)
-	newestFirst := make([]int64, 0, len(all))
-	var desc []audit.Audit
-	require.NoError(t, e.db.Where("account_id = 1").Order("created_at DESC, id DESC").Find(&desc).Error)
-	newestFirst = append(newestFirst, ids(desc)...)
+	var newestFirst []int64
+	require.NoError(t, e.db.Model(&audit.Audit{}).Where("account_id = 1").Order("created_at DESC, id DESC").Pluck("id", &newestFirst).Error)
 
 	p, err := c.List(ctx, &ListOptions{PerPage: 4, Page: 2})
 	require.NoError(t, err)
 	require.Equal(t, newestFirst[4:8], ids(p.Rows))
 	require.Equal(t, Pagination{Count: 11, CountExact: true, Page: 2, PerPage: 4, Items: 4, Pages: 3, Last: 3, Prev: ptr(1), Next: ptr(3)}, p.Pagination)
-	require.Equal(t, "Runbooks::Runbook", p.Rows[0].AuditableType, "rows decode to audit.Audit")
+	require.Equal(t, "Runbooks::Runbook", p.Rows[0].AuditableType, "rows decode to Row")
 
 	var got []int64
 	for r, err := range c.All(ctx, &ListOptions{PerPage: 3}) {
@@ -176,9 +163,9 @@ func TestClientListAndAll(t *testing.T) {
 		require.NoError(t, err)
 		got = append(got, r.ID)
 	}
-	require.Equal(t, e.streamIDs(t, 1, "auditable_id = ? OR associated_id = ?", rbs[2].ID, rbs[2].ID), got)
+	require.Equal(t, apitest.StreamIDs(t, e.db, 1, "auditable_id = ? OR associated_id = ?", rbs[2].ID, rbs[2].ID), got)
 
-	p, err = c.List(ctx, &ListOptions{Filters: Filters{AuditableType: runbooks.TypeRunbook, Action: audit.ActionUpdate}})
+	p, err = c.List(ctx, &ListOptions{Filters: Filters{AuditableType: runbooks.TypeRunbook, Action: ActionUpdate}})
 	require.NoError(t, err)
 	require.Len(t, p.Rows, 1)
 	require.Equal(t, rbs[2].ID, p.Rows[0].AuditableID)
@@ -197,7 +184,7 @@ func TestClientListAndAll(t *testing.T) {
 
 func TestClientErrors(t *testing.T) {
 	t.Parallel()
-	e := setup(t, nil)
+	e := setup(t)
 	good := e.bot(t, 1)
 	ctx := t.Context()
 
@@ -231,7 +218,7 @@ func TestClientErrors(t *testing.T) {
 	require.Equal(t, "cursor", ae.Parameter)
 
 	// Watch ends at a 4xx rather than retrying it.
-	err = e.client(t, "gat_nope").Watch(ctx, &WatchOptions{Interval: time.Millisecond}, func(audit.Audit) error {
+	err = e.client(t, "gat_nope").Watch(ctx, &WatchOptions{Interval: time.Millisecond}, func(Row) error {
 		t.Error("no row expected")
 		return nil
 	})
@@ -240,10 +227,10 @@ func TestClientErrors(t *testing.T) {
 	require.Equal(t, 401, ae.StatusCode)
 
 	for _, bad := range []string{"", "ftp://x/y", "/relative", "http://h/p?q=1"} {
-		_, err := NewClient(bad, good)
+		_, err := New(bad, good, nil)
 		require.Error(t, err, bad)
 	}
-	_, err = NewClient("http://h/p", "")
+	_, err = New("http://h/p", "", nil)
 	require.Error(t, err)
 }
 
@@ -253,14 +240,14 @@ func TestClientErrors(t *testing.T) {
 // exactly once, in the stream's order.
 func TestClientWatchWhileWriting(t *testing.T) {
 	t.Parallel()
-	e := setup(t, nil)
+	e := setup(t)
 	c := e.client(t, e.bot(t, 1))
 	_, err := audit.EnableAccount(e.ctx, e.db, 2)
 	require.NoError(t, err)
 
 	const writers, txs = 4, 20
 	total := writers * txs / 2 * 4 // account 1's rows
-	done := e.writeConcurrently(writers, txs)
+	done := apitest.WriteConcurrently(e.w(), writers, txs)
 
 	col := newCollector()
 	var saved string
@@ -275,7 +262,7 @@ func TestClientWatchWhileWriting(t *testing.T) {
 				}
 				return nil
 			},
-		}, func(r audit.Audit) error {
+		}, func(r Row) error {
 			if r.AccountID != 1 {
 				return fmt.Errorf("row %d of account %d", r.ID, r.AccountID)
 			}
@@ -300,10 +287,12 @@ func TestClientWatchWhileWriting(t *testing.T) {
 	cancel()
 	require.ErrorIs(t, <-watched, context.Canceled)
 
-	want := e.streamIDs(t, 1, "")
+	want := apitest.StreamIDs(t, e.db, 1, "")
 	require.Len(t, want, total)
 	if d := cmp.Diff(want, col.got()); d != "" {
 		t.Fatalf("watched rows differ from the account's log in stream order (-want +got):\n%s", d)
 	}
 	t.Logf("%d rows, %d before the restart", total, first)
 }
+
+func ptr[T any](v T) *T { return &v }

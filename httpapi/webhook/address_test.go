@@ -1,4 +1,4 @@
-package httpapi
+package webhook
 
 import (
 	"bytes"
@@ -31,7 +31,7 @@ func TestWebhookAddressesRefused(t *testing.T) {
 		var ae *AddressError
 		require.ErrorAs(t, err, &ae, u)
 		require.True(t, forbidden(ae.Addr), u)
-		require.True(t, strings.HasPrefix(err.Error(), "httpapi: "), err.Error())
+		require.True(t, strings.HasPrefix(err.Error(), "webhook: "), err.Error())
 
 		_, err = AddSubscriber(e.ctx, e.db, SubscriberSpec{AccountID: 1, URL: u, AllowPrivateNetworks: true})
 		require.NoError(t, err, "%s, allowed", u)
@@ -92,7 +92,7 @@ func TestWebhookRebindingRefusedAtDelivery(t *testing.T) {
 		}
 	}
 	stop()
-	require.Contains(t, logs.String(), "webhook address 127.0.0.1 is a loopback, private")
+	require.Contains(t, logs.String(), "webhook: address 127.0.0.1 is a loopback, private")
 	arrived, _ := rc.got(sub.ID)
 	require.Empty(t, arrived, "nothing reached the loopback receiver")
 	subs, err := ListSubscribers(e.ctx, e.db, 1)

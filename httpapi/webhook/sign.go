@@ -1,4 +1,4 @@
-package httpapi
+package webhook
 
 import (
 	"crypto/hmac"
@@ -32,8 +32,8 @@ const (
 	HeaderSignature = "X-Audit-Signature"
 )
 
-// WebhookEvent is the JSON body of a webhook delivery.
-type WebhookEvent struct {
+// Event is the JSON body of a webhook delivery.
+type Event struct {
 	// SubscriberID is the subscriber delivered to.
 	SubscriberID int64 `json:"subscriber_id"`
 	// Audit is the new audit row, in the endpoint's row format.
@@ -42,7 +42,7 @@ type WebhookEvent struct {
 
 // ErrInvalidSignature is returned, wrapped, by [VerifySignature] for a
 // delivery whose signature or timestamp does not check out.
-var ErrInvalidSignature = errors.New("httpapi: invalid webhook signature")
+var ErrInvalidSignature = errors.New("webhook: invalid webhook signature")
 
 // Sign returns the value of [HeaderSignature] for body sent at timestamp
 // (Unix seconds) with secret.

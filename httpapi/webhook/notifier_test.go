@@ -1,4 +1,4 @@
-package httpapi
+package webhook
 
 import (
 	"context"
@@ -20,15 +20,28 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gormaudit/gormaudit/audit"
-	"github.com/gormaudit/gormaudit/internal/dbtest"
 	"github.com/gormaudit/gormaudit/runbooks"
+
+	"github.com/gormaudit/gormaudit/httpapi/internal/apitest"
+	"github.com/gormaudit/gormaudit/internal/dbtest"
+	"gorm.io/gorm"
 )
 
-// nsetup is setup with the subscribers table and accounts 1 and 2 enabled.
+// env is one test's audited database.
+type env struct {
+	db  *gorm.DB
+	ctx context.Context // carries apitest.Actor
+}
+
+// w returns the audited database bound to the env's actor.
+func (e *env) w() *gorm.DB { return e.db.WithContext(e.ctx) }
+
+// nsetup opens a test database with every table, the subscribers table
+// included, and accounts 1 and 2 enabled.
 func nsetup(t *testing.T) *env {
 	t.Helper()
-	e := setup(t, nil)
-	require.NoError(t, MigrateNotifier(e.ctx, e.db))
+	db, ctx := apitest.Open(t, Migrate)
+	e := &env{db: db, ctx: ctx}
 	for _, acc := range []int64{1, 2} {
 		_, err := audit.EnableAccount(e.ctx, e.db, acc)
 		require.NoError(t, err)
@@ -75,7 +88,7 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc.mu.Lock()
 	secret, respond := rc.secrets[sub], rc.respond
 	rc.mu.Unlock()
-	var ev WebhookEvent
+	var ev Event
 	var problem string
 	switch {
 	case r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/json":
@@ -217,7 +230,7 @@ func TestNotifierKilledMidStream(t *testing.T) {
 
 	const writers, txs = 4, 20
 	total := writers * txs / 2 * 4
-	done := e.writeConcurrently(writers, txs)
+	done := apitest.WriteConcurrently(e.w(), writers, txs)
 	stop := start(t, newNotifier(t, e, nil))
 	var killedAt int64
 	select {
@@ -236,8 +249,8 @@ func TestNotifierKilledMidStream(t *testing.T) {
 
 	start(t, newNotifier(t, e, nil))
 	require.NoError(t, <-done)
-	e.settle(t)
-	want := e.streamIDs(t, 1, "")
+	apitest.Settle(t, e.db)
+	want := apitest.StreamIDs(t, e.db, 1, "")
 	require.Len(t, want, total)
 	rc.waitFor(t, "every row", func() bool {
 		_, acked := rc.got(sub.ID)
@@ -302,7 +315,7 @@ func TestNotifierReceiverDown(t *testing.T) {
 	waitFailures(5)
 	arrived, acked := rc.got(sub.ID)
 	require.Empty(t, acked)
-	first := e.streamIDs(t, 1, "")[0]
+	first := apitest.StreamIDs(t, e.db, 1, "")[0]
 	for _, id := range arrived {
 		require.Equal(t, first, id, "only the first row is tried while it fails")
 	}
@@ -331,8 +344,8 @@ func TestNotifierReceiverDown(t *testing.T) {
 	rc.srv.Start()
 	rc.setRespond(nil)
 	write(5)
-	e.settle(t)
-	want := e.streamIDs(t, 1, "")
+	apitest.Settle(t, e.db)
+	want := apitest.StreamIDs(t, e.db, 1, "")
 	require.Len(t, want, 15)
 	rc.waitFor(t, "every row", func() bool {
 		_, acked := rc.got(sub.ID)
@@ -364,8 +377,8 @@ func TestNotifierFilters(t *testing.T) {
 	rc := newReceiver(t)
 	old := runbooks.Runbook{AccountID: 1, Name: "before the subscribers"}
 	require.NoError(t, e.w().Create(&old).Error)
-	e.settle(t)
-	oldID := e.streamIDs(t, 1, "")[0]
+	apitest.Settle(t, e.db)
+	oldID := apitest.StreamIDs(t, e.db, 1, "")[0]
 
 	target := runbooks.Runbook{AccountID: 1, Name: "important"}
 	target.ID = "00000000-0000-4000-8000-00000000000a"
@@ -400,7 +413,7 @@ func TestNotifierFilters(t *testing.T) {
 		require.NoError(t, e.w().Delete(&s).Error)
 		require.NoError(t, e.w().Model(&rb).Update("description", "changed").Error)
 	}
-	e.settle(t)
+	apitest.Settle(t, e.db)
 
 	// Every subscriber has looked for rows, and found none, twice since
 	// all rows were in the stream: the second look began after the first
@@ -424,12 +437,12 @@ func TestNotifierFilters(t *testing.T) {
 
 	rb := runbooks.TypeRunbook
 	want := map[string][]int64{
-		"all":       e.streamIDs(t, 1, "id <> ?", oldID),
-		"fromStart": e.streamIDs(t, 1, ""),
-		"runbook":   e.streamIDs(t, 1, "(auditable_type = ? AND auditable_id = ?) OR (associated_type = ? AND associated_id = ?)", rb, target.ID, rb, target.ID),
-		"steps":     e.streamIDs(t, 1, "auditable_type = ?", runbooks.TypeStep),
-		"updates":   e.streamIDs(t, 1, "action = ?", audit.ActionUpdate),
-		"both":      e.streamIDs(t, 1, "associated_id = ? AND action = ?", target.ID, audit.ActionDestroy),
+		"all":       apitest.StreamIDs(t, e.db, 1, "id <> ?", oldID),
+		"fromStart": apitest.StreamIDs(t, e.db, 1, ""),
+		"runbook":   apitest.StreamIDs(t, e.db, 1, "(auditable_type = ? AND auditable_id = ?) OR (associated_type = ? AND associated_id = ?)", rb, target.ID, rb, target.ID),
+		"steps":     apitest.StreamIDs(t, e.db, 1, "auditable_type = ?", runbooks.TypeStep),
+		"updates":   apitest.StreamIDs(t, e.db, 1, "action = ?", audit.ActionUpdate),
+		"both":      apitest.StreamIDs(t, e.db, 1, "associated_id = ? AND action = ?", target.ID, audit.ActionDestroy),
 		"other":     nil,
 	}
 	require.Len(t, want["all"], 10)

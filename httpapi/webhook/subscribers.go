@@ -1,4 +1,4 @@
-package httpapi
+package webhook
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/gormaudit/gormaudit/audit"
+	"github.com/gormaudit/gormaudit/httpapi/internal/auditlist"
 )
 
 // SubscribersTableName is the table webhook subscribers and their delivery
@@ -61,7 +62,9 @@ type Subscriber struct {
 // TableName implements gorm's Tabler.
 func (Subscriber) TableName() string { return SubscribersTableName }
 
-func (s *Subscriber) position() position { return position{TxID: s.CursorTxID, ID: s.CursorID} }
+func (s *Subscriber) position() auditlist.Position {
+	return auditlist.Position{TxID: s.CursorTxID, ID: s.CursorID}
+}
 
 // SubscriberSpec describes a subscriber to add with [AddSubscriber].
 type SubscriberSpec struct {
@@ -96,13 +99,13 @@ type SubscriberSpec struct {
 
 // ErrSubscriberNotFound is returned by [DeleteSubscriber] when the account
 // has no subscriber with that id.
-var ErrSubscriberNotFound = errors.New("httpapi: subscriber not found")
+var ErrSubscriberNotFound = errors.New("webhook: subscriber not found")
 
-// MigrateNotifier creates or updates the subscribers table. Run it with
+// Migrate creates or updates the subscribers table. Run it with
 // audit.Migrate in services that use the [Notifier].
-func MigrateNotifier(ctx context.Context, db *gorm.DB) error {
+func Migrate(ctx context.Context, db *gorm.DB) error {
 	if err := db.WithContext(ctx).AutoMigrate(&Subscriber{}); err != nil {
-		return fmt.Errorf("httpapi: migrate notifier: %w", err)
+		return fmt.Errorf("webhook: migrate notifier: %w", err)
 	}
 	return nil
 }
@@ -113,20 +116,20 @@ func MigrateNotifier(ctx context.Context, db *gorm.DB) error {
 // account's log, or at its start with spec.FromStart.
 func AddSubscriber(ctx context.Context, db *gorm.DB, spec SubscriberSpec) (Subscriber, error) {
 	if spec.AccountID == 0 {
-		return Subscriber{}, errors.New("httpapi: add subscriber: AccountID is required")
+		return Subscriber{}, errors.New("webhook: add subscriber: AccountID is required")
 	}
 	u, err := url.Parse(spec.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return Subscriber{}, errors.New("httpapi: add subscriber: URL must be an absolute http or https URL")
+		return Subscriber{}, errors.New("webhook: add subscriber: URL must be an absolute http or https URL")
 	}
 	if len(spec.URL) > 2048 || len(spec.Secret) > 255 || len(spec.RunbookID) > 255 {
-		return Subscriber{}, errors.New("httpapi: add subscriber: URL is limited to 2048 bytes, Secret and RunbookID to 255")
+		return Subscriber{}, errors.New("webhook: add subscriber: URL is limited to 2048 bytes, Secret and RunbookID to 255")
 	}
-	if spec.AuditableType != "" && !slices.Contains(auditableTypes, spec.AuditableType) {
-		return Subscriber{}, fmt.Errorf("httpapi: add subscriber: AuditableType must be %q or %q", auditableTypes[0], auditableTypes[1])
+	if spec.AuditableType != "" && !slices.Contains(auditlist.Types, spec.AuditableType) {
+		return Subscriber{}, fmt.Errorf("webhook: add subscriber: AuditableType must be %q or %q", auditlist.Types[0], auditlist.Types[1])
 	}
 	if spec.Action != "" && !spec.Action.Valid() {
-		return Subscriber{}, errors.New(`httpapi: add subscriber: Action must be "create", "update" or "destroy"`)
+		return Subscriber{}, errors.New(`webhook: add subscriber: Action must be "create", "update" or "destroy"`)
 	}
 	if !spec.AllowPrivateNetworks {
 		if err := checkHost(ctx, u.Hostname()); err != nil {
@@ -136,7 +139,7 @@ func AddSubscriber(ctx context.Context, db *gorm.DB, spec SubscriberSpec) (Subsc
 	if spec.Secret == "" {
 		var b [32]byte
 		if _, err := rand.Read(b[:]); err != nil {
-			return Subscriber{}, fmt.Errorf("httpapi: add subscriber: %w", err)
+			return Subscriber{}, fmt.Errorf("webhook: add subscriber: %w", err)
 		}
 		spec.Secret = SecretPrefix + base64.RawURLEncoding.EncodeToString(b[:])
 	}
@@ -146,46 +149,27 @@ func AddSubscriber(ctx context.Context, db *gorm.DB, spec SubscriberSpec) (Subsc
 		CreatedAt: time.Now().UTC().Truncate(time.Microsecond),
 	}
 	if !spec.FromStart {
-		p, err := streamEnd(ctx, db, spec.AccountID)
+		pg, err := auditlist.IsPostgres(db, "webhook: add subscriber")
 		if err != nil {
-			return Subscriber{}, fmt.Errorf("httpapi: add subscriber: %w", err)
+			return Subscriber{}, err
+		}
+		p, err := auditlist.End(ctx, db, spec.AccountID, pg)
+		if err != nil {
+			return Subscriber{}, fmt.Errorf("webhook: add subscriber: %w", err)
 		}
 		sub.CursorTxID, sub.CursorID = p.TxID, p.ID
 	}
 	if err := db.WithContext(ctx).Create(&sub).Error; err != nil {
-		return Subscriber{}, fmt.Errorf("httpapi: add subscriber: %w", err)
+		return Subscriber{}, fmt.Errorf("webhook: add subscriber: %w", err)
 	}
 	return sub, nil
-}
-
-// streamEnd returns the position of the last row of the account's polling
-// stream. Every row not yet in the stream sorts after it: on PostgreSQL
-// such a row's transaction is at or above the snapshot's xmin, above every
-// transaction id in the stream.
-func streamEnd(ctx context.Context, db *gorm.DB, accountID int64) (position, error) {
-	sql := `SELECT transaction_id, id FROM audits WHERE account_id = ?`
-	if db.Dialector.Name() == "postgres" {
-		sql += ` AND ` + finishedSQL
-	}
-	sql += ` ORDER BY transaction_id DESC, id DESC LIMIT 1`
-	var ps []struct {
-		TransactionID int64
-		ID            int64
-	}
-	if err := db.WithContext(ctx).Raw(sql, accountID).Scan(&ps).Error; err != nil {
-		return position{}, err
-	}
-	if len(ps) == 0 {
-		return position{}, nil
-	}
-	return position{TxID: ps[0].TransactionID, ID: ps[0].ID}, nil
 }
 
 // ListSubscribers returns the account's subscribers, oldest first.
 func ListSubscribers(ctx context.Context, db *gorm.DB, accountID int64) ([]Subscriber, error) {
 	var subs []Subscriber
 	if err := db.WithContext(ctx).Where("account_id = ?", accountID).Order("id").Find(&subs).Error; err != nil {
-		return nil, fmt.Errorf("httpapi: list subscribers: %w", err)
+		return nil, fmt.Errorf("webhook: list subscribers: %w", err)
 	}
 	return subs, nil
 }
@@ -196,7 +180,7 @@ func ListSubscribers(ctx context.Context, db *gorm.DB, accountID int64) ([]Subsc
 func DeleteSubscriber(ctx context.Context, db *gorm.DB, accountID, id int64) error {
 	res := db.WithContext(ctx).Where("account_id = ? AND id = ?", accountID, id).Delete(&Subscriber{})
 	if res.Error != nil {
-		return fmt.Errorf("httpapi: delete subscriber: %w", res.Error)
+		return fmt.Errorf("webhook: delete subscriber: %w", res.Error)
 	}
 	if res.RowsAffected == 0 {
 		return ErrSubscriberNotFound

@@ -1,4 +1,4 @@
-package httpapi
+package webhook
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 // the cloud metadata address 169.254.169.254), multicast, unspecified or
 // shared (100.64.0.0/10). Set [SubscriberSpec].AllowPrivateNetworks and
 // [NotifierOptions].AllowPrivateNetworks to allow them.
-var ErrForbiddenAddress = errors.New("httpapi: webhook address is not public")
+var ErrForbiddenAddress = errors.New("webhook: address is not public")
 
 // AddressError reports a webhook host that is, or resolves to, a forbidden
 // address. It wraps [ErrForbiddenAddress].
@@ -31,9 +31,9 @@ type AddressError struct {
 func (e *AddressError) Error() string {
 	const what = "a loopback, private, link-local, multicast, shared or unspecified address"
 	if e.Host == e.Addr.String() {
-		return fmt.Sprintf("httpapi: webhook address %s is %s", e.Addr, what)
+		return fmt.Sprintf("webhook: address %s is %s", e.Addr, what)
 	}
-	return fmt.Sprintf("httpapi: webhook host %s is %s, %s", e.Host, e.Addr, what)
+	return fmt.Sprintf("webhook: host %s is %s, %s", e.Host, e.Addr, what)
 }
 
 // Unwrap returns [ErrForbiddenAddress].
@@ -62,7 +62,7 @@ func checkHost(ctx context.Context, host string) error {
 	}
 	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 	if err != nil {
-		return fmt.Errorf("httpapi: resolve webhook host %s: %w", host, err)
+		return fmt.Errorf("webhook: resolve host %s: %w", host, err)
 	}
 	for _, a := range addrs {
 		if forbidden(a) {
@@ -94,7 +94,7 @@ func guardedClient(timeout time.Duration) *http.Client {
 func refuseForbidden(_, address string, _ syscall.RawConn) error {
 	ap, err := netip.ParseAddrPort(address)
 	if err != nil {
-		return fmt.Errorf("httpapi: webhook address %q: %w", address, err)
+		return fmt.Errorf("webhook: address %q: %w", address, err)
 	}
 	if forbidden(ap.Addr()) {
 		return &AddressError{Host: ap.Addr().String(), Addr: ap.Addr()}

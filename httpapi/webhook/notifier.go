@@ -1,4 +1,4 @@
-package httpapi
+package webhook
 
 import (
 	"bytes"
@@ -18,6 +18,8 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/gormaudit/gormaudit/audit"
+	"github.com/gormaudit/gormaudit/httpapi/internal/auditlist"
+	"github.com/gormaudit/gormaudit/httpapi/internal/backoff"
 )
 
 // NotifierOptions configures a [Notifier]. The zero value, like a nil
@@ -97,13 +99,13 @@ func (o *NotifierOptions) withDefaults() (NotifierOptions, error) {
 	}
 	switch {
 	case v.PollInterval < 0:
-		return v, fmt.Errorf("httpapi: NotifierOptions.PollInterval must be positive, not %s", v.PollInterval)
+		return v, fmt.Errorf("webhook: NotifierOptions.PollInterval must be positive, not %s", v.PollInterval)
 	case v.BatchSize < 1 || v.BatchSize > 1000:
-		return v, fmt.Errorf("httpapi: NotifierOptions.BatchSize must be from 1 to 1000, not %d", v.BatchSize)
+		return v, fmt.Errorf("webhook: NotifierOptions.BatchSize must be from 1 to 1000, not %d", v.BatchSize)
 	case v.RetryBase < 0:
-		return v, fmt.Errorf("httpapi: NotifierOptions.RetryBase must be positive, not %s", v.RetryBase)
+		return v, fmt.Errorf("webhook: NotifierOptions.RetryBase must be positive, not %s", v.RetryBase)
 	case v.RetryMax < v.RetryBase:
-		return v, fmt.Errorf("httpapi: NotifierOptions.RetryMax (%s) must be at least RetryBase (%s)", v.RetryMax, v.RetryBase)
+		return v, fmt.Errorf("webhook: NotifierOptions.RetryMax (%s) must be at least RetryBase (%s)", v.RetryMax, v.RetryBase)
 	}
 	return v, nil
 }
@@ -112,8 +114,8 @@ func (o *NotifierOptions) withDefaults() (NotifierOptions, error) {
 // [AddSubscriber]: each row that matches a subscriber's filters becomes a
 // signed POST (see [HeaderSignature]), retried with exponential backoff
 // until the receiver answers 2xx. Deliveries to one subscriber are made one
-// at a time in the order of the polling stream (see the package
-// documentation), and the subscriber's cursor in the database moves past a
+// at a time in the order of the polling stream (see package httpapi,
+// "Polling"), and the subscriber's cursor in the database moves past a
 // row only after its 2xx, so that a notifier that stops, crashes or is
 // restarted resumes at the first row not acknowledged: at least once, in
 // order, nothing lost. The row in flight when it stopped is delivered
@@ -133,16 +135,16 @@ type Notifier struct {
 }
 
 // NewNotifier returns a notifier reading db, which must hold the tables of
-// audit.Migrate and [MigrateNotifier]. A nil opts means the defaults.
+// audit.Migrate and [Migrate]. A nil opts means the defaults.
 func NewNotifier(db *gorm.DB, opts *NotifierOptions) (*Notifier, error) {
 	if db == nil {
-		return nil, errors.New("httpapi: NewNotifier: db is nil")
+		return nil, errors.New("webhook: NewNotifier: db is nil")
 	}
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	pg, err := isPostgres(db, "NewNotifier")
+	pg, err := auditlist.IsPostgres(db, "webhook: NewNotifier")
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +175,7 @@ func (n *Notifier) Run(ctx context.Context) error {
 		case ctx.Err() != nil:
 			return nil
 		case err != nil:
-			n.log.LogAttrs(ctx, slog.LevelError, "httpapi: notifier: list subscribers", slog.String("error", err.Error()))
+			n.log.LogAttrs(ctx, slog.LevelError, "webhook: notifier: list subscribers", slog.String("error", err.Error()))
 		default:
 			live := make(map[int64]bool, len(ids))
 			for _, id := range ids {
@@ -223,7 +225,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // backoff, with its upper half drawn at random so that many subscribers do
 // not retry in step.
 func (n *Notifier) retryWait(failures int) time.Duration {
-	d := backoff(n.opts.RetryBase, n.opts.RetryMax, failures-1)
+	d := backoff.Exp(n.opts.RetryBase, n.opts.RetryMax, failures-1)
 	if d <= 1 {
 		return d
 	}
@@ -239,7 +241,7 @@ func (n *Notifier) work(ctx context.Context, id int64) {
 			return false
 		}
 		dbFailures++
-		n.log.LogAttrs(ctx, slog.LevelError, "httpapi: notifier: "+what,
+		n.log.LogAttrs(ctx, slog.LevelError, "webhook: notifier: "+what,
 			slog.Int64("subscriber_id", id), slog.String("error", err.Error()))
 		return sleep(ctx, n.retryWait(dbFailures))
 	}
@@ -304,10 +306,10 @@ func (n *Notifier) load(ctx context.Context, id int64) (Subscriber, bool, error)
 // filters, with the endpoint's polling statement: only rows that can no
 // longer be preceded by a row committed later.
 func (n *Notifier) next(ctx context.Context, sub *Subscriber) ([]audit.Audit, error) {
-	q := query{PerPage: n.opts.BatchSize, AuditableType: sub.AuditableType, RunbookID: sub.RunbookID, Action: sub.Action}
-	s := pollStmt(&q, sub.AccountID, sub.position(), n.postgres)
+	f := auditlist.Filter{AuditableType: sub.AuditableType, RunbookID: sub.RunbookID, Action: sub.Action}
+	s := auditlist.Poll(&f, sub.AccountID, sub.position(), n.opts.BatchSize, n.postgres)
 	var rows []audit.Audit
-	if err := n.db.WithContext(ctx).Raw(s.sql, s.args...).Scan(&rows).Error; err != nil {
+	if err := n.db.WithContext(ctx).Raw(s.SQL, s.Args...).Scan(&rows).Error; err != nil {
 		return nil, err
 	}
 	if len(rows) > n.opts.BatchSize {
@@ -320,7 +322,7 @@ func (n *Notifier) next(ctx context.Context, sub *Subscriber) ([]audit.Audit, er
 // It returns false without error when ctx ended or sub was deleted or moved
 // meanwhile, and an error when the cursor could not be stored.
 func (n *Notifier) deliver(ctx context.Context, sub *Subscriber, row audit.Audit) (bool, error) {
-	body, err := json.Marshal(WebhookEvent{SubscriberID: sub.ID, Audit: row})
+	body, err := json.Marshal(Event{SubscriberID: sub.ID, Audit: row})
 	if err != nil {
 		return false, fmt.Errorf("encode row %d: %w", row.ID, err)
 	}
@@ -350,14 +352,14 @@ func (n *Notifier) deliver(ctx context.Context, sub *Subscriber, row audit.Audit
 		}
 		failures++
 		msg := err.Error()
-		n.log.LogAttrs(ctx, slog.LevelWarn, "httpapi: notifier: delivery failed",
+		n.log.LogAttrs(ctx, slog.LevelWarn, "webhook: notifier: delivery failed",
 			slog.Int64("subscriber_id", sub.ID), slog.Int64("audit_id", row.ID),
 			slog.Int("failures", failures), slog.String("error", msg))
 		res := n.db.WithContext(ctx).Model(&Subscriber{}).
 			Where("id = ? AND cursor_transaction_id = ? AND cursor_id = ?", sub.ID, from.TxID, from.ID).
 			Updates(map[string]any{"failures": failures, "last_error": clipError(msg)})
 		if res.Error != nil && ctx.Err() == nil {
-			n.log.LogAttrs(ctx, slog.LevelError, "httpapi: notifier: record failure",
+			n.log.LogAttrs(ctx, slog.LevelError, "webhook: notifier: record failure",
 				slog.Int64("subscriber_id", sub.ID), slog.String("error", res.Error.Error()))
 		}
 	}
