@@ -129,11 +129,11 @@ func (o *Options) withDefaults(db *gorm.DB) (Options, error) {
 // beyond its own path, plus that path followed by "/openapi.json" when the
 // mux routes it there.
 type Handler struct {
-	db       *gorm.DB
-	opts     Options
-	lim      limits
-	postgres bool
-	log      *slog.Logger
+	db         *gorm.DB
+	opts       Options
+	lim        limits
+	outOfOrder bool // the database commits out of order: poll below the oldest running transaction
+	log        *slog.Logger
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -149,7 +149,7 @@ func NewHandler(db *gorm.DB, opts *Options) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	pg, err := auditlist.IsPostgres(db, "httpapi: NewHandler")
+	pg, err := auditlist.OutOfOrder(db, "httpapi: NewHandler")
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +158,7 @@ func NewHandler(db *gorm.DB, opts *Options) (*Handler, error) {
 	if lim.defaultType == AllAuditableTypes {
 		lim.defaultType = ""
 	}
-	return &Handler{db: db, opts: o, postgres: pg, log: o.Logger, lim: lim}, nil
+	return &Handler{db: db, opts: o, outOfOrder: pg, log: o.Logger, lim: lim}, nil
 }
 
 // OpenAPIPath is what the handler serves its OpenAPI document at, after the

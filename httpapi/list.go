@@ -32,7 +32,7 @@ func (h *Handler) list(ctx context.Context, q *query, accountID int64) (*page, e
 			}
 			from = p
 		}
-		s = auditlist.Poll(&q.Filter, accountID, from, q.PerPage, h.postgres)
+		s = auditlist.Poll(&q.Filter, accountID, from, q.PerPage, h.outOfOrder)
 	} else {
 		s = auditlist.Page(&q.Filter, accountID, q.Desc, q.Page, q.PerPage)
 	}

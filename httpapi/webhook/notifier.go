@@ -124,10 +124,10 @@ func (o *NotifierOptions) withDefaults() (NotifierOptions, error) {
 // Run one Notifier per database. A second one is safe (a subscriber's
 // cursor only moves forward, compare-and-set) but delivers rows twice.
 type Notifier struct {
-	db       *gorm.DB
-	opts     NotifierOptions
-	postgres bool
-	log      *slog.Logger
+	db         *gorm.DB
+	opts       NotifierOptions
+	outOfOrder bool // the database commits out of order: poll below the oldest running transaction
+	log        *slog.Logger
 
 	// caughtUp, when set (by tests), is called each time a subscriber's
 	// worker has found no row to deliver after its cursor.
@@ -144,11 +144,11 @@ func NewNotifier(db *gorm.DB, opts *NotifierOptions) (*Notifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	pg, err := auditlist.IsPostgres(db, "webhook: NewNotifier")
+	pg, err := auditlist.OutOfOrder(db, "webhook: NewNotifier")
 	if err != nil {
 		return nil, err
 	}
-	return &Notifier{db: db, opts: o, postgres: pg, log: o.Logger}, nil
+	return &Notifier{db: db, opts: o, outOfOrder: pg, log: o.Logger}, nil
 }
 
 // Run delivers until ctx is done, then stops every delivery in flight and
@@ -307,7 +307,7 @@ func (n *Notifier) load(ctx context.Context, id int64) (Subscriber, bool, error)
 // longer be preceded by a row committed later.
 func (n *Notifier) next(ctx context.Context, sub *Subscriber) ([]audit.Audit, error) {
 	f := auditlist.Filter{AuditableType: sub.AuditableType, RunbookID: sub.RunbookID, Action: sub.Action}
-	s := auditlist.Poll(&f, sub.AccountID, sub.position(), n.opts.BatchSize, n.postgres)
+	s := auditlist.Poll(&f, sub.AccountID, sub.position(), n.opts.BatchSize, n.outOfOrder)
 	var rows []audit.Audit
 	if err := n.db.WithContext(ctx).Raw(s.SQL, s.Args...).Scan(&rows).Error; err != nil {
 		return nil, err

@@ -149,7 +149,7 @@ func AddSubscriber(ctx context.Context, db *gorm.DB, spec SubscriberSpec) (Subsc
 		CreatedAt: time.Now().UTC().Truncate(time.Microsecond),
 	}
 	if !spec.FromStart {
-		pg, err := auditlist.IsPostgres(db, "webhook: add subscriber")
+		pg, err := auditlist.OutOfOrder(db, "webhook: add subscriber")
 		if err != nil {
 			return Subscriber{}, err
 		}

@@ -18,9 +18,9 @@ import (
 // checkedPackages are the directories, from the module's root, whose
 // non-test Go files may neither spell the audits table in SQL (only
 // internal/auditsql does) nor decide the dialect (only internal/dialect
-// does). httpapi joins the list once its list, count and poll statements
-// have moved to internal/auditsql.
-var checkedPackages = []string{"audit", "runbooks"}
+// does).
+var checkedPackages = []string{"audit", "runbooks", "httpapi", "httpapi/client", "httpapi/webhook",
+	"httpapi/apitype", "httpapi/internal/auditlist", "httpapi/internal/backoff"}
 
 // auditsSQL matches SQL text naming the audits table or one of the columns
 // only it has.

@@ -84,7 +84,20 @@ func open(t testing.TB) (*gorm.DB, string) {
 	sqlDB.SetMaxOpenConns(1)
 	sqlDB.SetConnMaxLifetime(0)
 	sqlDB.SetConnMaxIdleTime(0)
-	t.Cleanup(func() { _ = sqlDB.Close() })
+	// The pool drops its connection when a query is interrupted (a
+	// cancelled context), which would drop the database with it: a second,
+	// idle connection keeps it alive until the test ends.
+	anchor, err := sql.Open("sqlite3", name)
+	if err == nil {
+		err = anchor.Ping()
+	}
+	if err != nil {
+		t.Fatalf("dbtest: open sqlite: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = sqlDB.Close()
+		_ = anchor.Close()
+	})
 	return db, name
 }
 

@@ -62,6 +62,13 @@ func (d Dialect) ForUpdate(q *gorm.DB) *gorm.DB {
 // with a SQLSTATE of their own (PostgreSQL).
 func (d Dialect) SingleStatementCapture() bool { return d.postgres() }
 
+// CommitsOutOfOrder reports whether rows can become visible out of the
+// order of their ids and transaction ids (PostgreSQL: a transaction that
+// started first can commit last), so that a reader polling for new rows
+// must stop below the oldest running transaction. SQLite's single writer
+// commits in order.
+func (d Dialect) CommitsOutOfOrder() bool { return d.postgres() }
+
 // TransactionIDSQL is the SQL of an integer that identifies the writing
 // transaction and grows with the order in which transactions start; "0"
 // where the database has none (SQLite, whose single writer commits in
