@@ -25,4 +25,41 @@
 //	_ = audit.Migrate(ctx, db)
 //	ctx = audit.WithActor(ctx, audit.Actor{ID: userID, Type: "User"})
 //	db.WithContext(ctx).Create(&step) // one audit row: version 1, action "create"
+//
+// # How it works
+//
+// A write. db.Use(audit.New(cfg)) wraps gorm's create, update and delete
+// callbacks (audit/plugin.go); every other statement goes to gorm's own. For
+// a registered model the plugin first decides which table the statement
+// really writes (audit/target.go: a write that reaches an audited table
+// without its model is refused) and checks the values it can see
+// (audit/changes.go). Then:
+//   - on PostgreSQL, the INSERT, the locking UPDATE or the DELETE becomes one
+//     statement whose data-modifying CTE also inserts the audit rows, their
+//     audited_changes rendered by PostgreSQL (audit/fused.go; the audits
+//     table's SQL is in internal/auditsql, every dialect decision in
+//     internal/dialect);
+//   - otherwise the write runs inside a savepoint (audit/guard.go) with
+//     RETURNING every column, its rows are encoded in Go (audit/changes.go)
+//     and one INSERT writes their audit rows (audit/write.go). If that
+//     fails, the write is rolled back to the savepoint.
+//
+// Either way the audit rows are in the write's transaction, versioned per
+// record under the record's row lock, and gated by the audit_accounts table
+// inside the same INSERT.
+//
+// A list request. httpapi.Handler authenticates the bot token (httpapi/auth.go,
+// tokens.go), parses and validates the query (query.go), and reads one page
+// or one stretch of the polling stream of the caller's account
+// (list.go → httpapi/internal/auditlist → internal/auditsql), rendering each
+// audit.Audit in the hosted row format. The webhook notifier
+// (httpapi/webhook) reads the same stream through the same code, and the Go
+// client (httpapi/client) only speaks HTTP.
+//
+// A revert. runbooks.RevertToAudit (or audit.Revert and relatives) locks the
+// runbook, loads the current rows and the audit rows after the point
+// (audit/history.go, internal/auditsql), walks each record back by undoing
+// later rows, refusing a gap (ErrHistoryGap) or a schema drift, and writes
+// the differences through gorm (audit/revert.go), so the revert is itself
+// audited like any write.
 package gormaudit
