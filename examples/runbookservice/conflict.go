@@ -9,10 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/mattn/go-sqlite3"
-
 	"github.com/gormaudit/gormaudit/audit"
+	"github.com/gormaudit/gormaudit/internal/dialect"
 )
 
 // maxAttempts bounds how often a write that lost to a concurrent
@@ -58,13 +56,11 @@ func retry(ctx context.Context, op func() error) error {
 // serialization failure on PostgreSQL, a version recorded first by
 // another transaction, a busy database on SQLite.
 func retryable(err error) bool {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return pe.Code == "40P01" || pe.Code == "40001"
-	}
-	var se sqlite3.Error
-	if errors.As(err, &se) {
-		return se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked
+	if e, ok := dialect.Classify(err); ok {
+		switch e.Kind {
+		case dialect.KindDeadlock, dialect.KindSerializationFailure, dialect.KindBusy:
+			return true
+		}
 	}
 	return errors.Is(err, audit.ErrVersionConflict)
 }
@@ -74,8 +70,8 @@ func retryable(err error) bool {
 // fault, not the service's. Known cases are refused earlier, naming the
 // field; this is the net for the rest.
 func isRefusedValue(err error) bool {
-	var pe *pgconn.PgError
-	return errors.As(err, &pe) && strings.HasPrefix(pe.Code, "22")
+	e, ok := dialect.Classify(err)
+	return ok && e.Kind == dialect.KindDataException
 }
 
 // checkText refuses a string the database cannot store: PostgreSQL text
