@@ -11,6 +11,7 @@ import (
 
 	"github.com/gormaudit/gormaudit/audit"
 	"github.com/gormaudit/gormaudit/internal/dbtest"
+	"github.com/gormaudit/gormaudit/internal/fixture"
 	"github.com/gormaudit/gormaudit/runbooks"
 )
 
@@ -24,19 +25,15 @@ import (
 //	  go test -run '^$' -bench WriteCycle -benchtime 3000x ./audit/
 func BenchmarkWriteCycle(b *testing.B) {
 	ctx := context.Background()
-	open := func(audited bool) (*gorm.DB, string) {
-		db := dbtest.Open(b)
-		require.NoError(b, runbooks.Migrate(ctx, db))
-		if audited {
-			require.NoError(b, audit.Migrate(ctx, db))
-			require.NoError(b, db.Use(audit.New(audit.Config{Models: runbooks.Models()})))
-		}
+	withRunbook := func(db *gorm.DB) (*gorm.DB, string) {
 		rb := runbooks.Runbook{AccountID: 1, Name: "bench"}
 		require.NoError(b, db.Create(&rb).Error)
-		return db.WithContext(audit.WithActor(ctx, seedActor)), rb.ID
+		return db.WithContext(audit.WithActor(ctx, fixture.Actor)), rb.ID
 	}
-	plain, plainRunbook := open(false)
-	audited, auditedRunbook := open(true)
+	plainDB := dbtest.Open(b)
+	require.NoError(b, runbooks.Migrate(ctx, plainDB))
+	plain, plainRunbook := withRunbook(plainDB)
+	audited, auditedRunbook := withRunbook(fixture.Open(b, nil).DB)
 
 	var spent [2][3]time.Duration // [plain|audited][create|update|delete]
 	cycle := func(db *gorm.DB, runbookID string, spent *[3]time.Duration, i int) {

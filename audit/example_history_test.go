@@ -7,11 +7,10 @@ import (
 	"fmt"
 	"time"
 
-	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
 
 	"github.com/gormaudit/gormaudit/audit"
+	"github.com/gormaudit/gormaudit/internal/fixture"
 	"github.com/gormaudit/gormaudit/runbooks"
 )
 
@@ -19,25 +18,10 @@ import (
 // audited, a step with three versions (created, renamed, moved), and a
 // context carrying the actor.
 func historyExample() (context.Context, *gorm.DB, runbooks.Step) {
-	db, err := gorm.Open(sqlite.Open("file::memory:"), &gorm.Config{Logger: logger.Discard})
-	if err != nil {
-		panic(err)
-	}
-	sqlDB, _ := db.DB()
-	sqlDB.SetMaxOpenConns(1) // one in-memory database, one connection
 	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	clock := func() time.Time { now = now.Add(time.Minute); return now }
-	if err := db.Use(audit.New(audit.Config{Models: runbooks.Models(), Now: clock})); err != nil {
-		panic(err)
-	}
-	ctx := context.Background()
-	if err := runbooks.Migrate(ctx, db); err != nil {
-		panic(err)
-	}
-	if err := audit.Migrate(ctx, db); err != nil {
-		panic(err)
-	}
-	ctx = audit.WithActor(ctx, audit.Actor{ID: "0d2e8479-c00b-44c7-bca4-01e60a3e8035"})
+	e := fixture.Example(&fixture.Options{Config: audit.Config{Now: clock}})
+	ctx, db := e.Ctx, e.DB
 	w := db.WithContext(ctx)
 	rb := runbooks.Runbook{AccountID: 1, Name: "On-call"}
 	step := runbooks.Step{AccountID: 1, Name: "Page primary", Position: 0}

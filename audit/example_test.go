@@ -4,28 +4,14 @@ import (
 	"context"
 	"fmt"
 
-	"gorm.io/driver/sqlite"
-	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
-
 	"github.com/gormaudit/gormaudit/audit"
+	"github.com/gormaudit/gormaudit/internal/fixture"
 	"github.com/gormaudit/gormaudit/runbooks"
 )
 
-// openExampleDB opens an in-memory SQLite database for the examples.
-func openExampleDB() *gorm.DB {
-	db, err := gorm.Open(sqlite.Open("file::memory:"), &gorm.Config{Logger: logger.Discard})
-	if err != nil {
-		panic(err)
-	}
-	sqlDB, _ := db.DB()
-	sqlDB.SetMaxOpenConns(1) // one in-memory database, one connection
-	return db
-}
-
 func Example() {
 	ctx := context.Background()
-	db := openExampleDB()
+	db := fixture.ExampleSQLite()
 	if err := db.Use(audit.New(audit.Config{Models: runbooks.Models()})); err != nil {
 		panic(err)
 	}
@@ -36,7 +22,7 @@ func Example() {
 		panic(err)
 	}
 
-	ctx = audit.WithActor(ctx, audit.Actor{ID: "0d2e8479-c00b-44c7-bca4-01e60a3e8035", Type: "User"})
+	ctx = audit.WithActor(ctx, audit.Actor{ID: fixture.ActorID, Type: "User"})
 	rb := runbooks.Runbook{AccountID: 1, Name: "Major incident"}
 	db.WithContext(ctx).Create(&rb)
 	step := runbooks.Step{AccountID: 1, RunbookID: rb.ID, Name: "Assign A Role", Automatic: true}
@@ -60,7 +46,7 @@ func Example() {
 
 func ExampleEnableAccount() {
 	ctx := context.Background()
-	db := openExampleDB()
+	db := fixture.ExampleSQLite()
 	_ = db.Use(audit.New(audit.Config{Models: runbooks.Models(), EnabledAccountsOnly: true}))
 	_ = runbooks.Migrate(ctx, db)
 	_ = audit.Migrate(ctx, db)
@@ -80,13 +66,9 @@ func ExampleEnableAccount() {
 }
 
 func ExampleWithComment() {
-	ctx := context.Background()
-	db := openExampleDB()
-	_ = db.Use(audit.New(audit.Config{Models: runbooks.Models()}))
-	_ = runbooks.Migrate(ctx, db)
-	_ = audit.Migrate(ctx, db)
+	db := fixture.Example(nil).DB
 
-	ctx = audit.WithActor(ctx, audit.Actor{ID: "bot-7", Type: "BotUser"})
+	ctx := audit.WithActor(context.Background(), audit.Actor{ID: "bot-7", Type: "BotUser"})
 	ctx = audit.WithComment(ctx, "synced from the runbook repository")
 	ctx = audit.WithRequest(ctx, audit.Request{RemoteAddress: "192.0.2.10", UUID: "5f0c1a9e-8e0b-4b1e-9f51-3c2f4f9d2a77"})
 	db.WithContext(ctx).Create(&runbooks.Runbook{AccountID: 1, Name: "Deploy rollback"})

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"encoding/json"
 	"fmt"
@@ -28,15 +29,13 @@ func (d doc) Value() (driver.Value, error) {
 	return string(d), nil
 }
 func (d *doc) Scan(src any) error {
-	switch v := src.(type) {
-	case nil:
-		*d = nil
-	case string:
-		*d = doc(v)
-	case []byte:
-		*d = append(doc(nil), v...)
-	default:
-		return fmt.Errorf("scan doc from %T", src)
+	var s sql.NullString // copies a []byte, keeps NULL apart
+	if err := s.Scan(src); err != nil {
+		return fmt.Errorf("scan doc: %w", err)
+	}
+	*d = nil
+	if s.Valid {
+		*d = doc(s.String)
 	}
 	return nil
 }

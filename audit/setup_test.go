@@ -9,33 +9,22 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/gormaudit/gormaudit/audit"
-	"github.com/gormaudit/gormaudit/internal/dbtest"
-	"github.com/gormaudit/gormaudit/runbooks"
+	"github.com/gormaudit/gormaudit/internal/fixture"
 )
 
-// The actor of the reference row.
-var seedActor = audit.Actor{ID: "0d2e8479-c00b-44c7-bca4-01e60a3e8035", Type: "User"}
-
+// bundle is one test's audited database, from the shared fixture.
 type bundle struct {
 	db     *gorm.DB // audited
 	plugin *audit.Plugin
-	ctx    context.Context // carries seedActor
+	ctx    context.Context // carries fixture.Actor
 }
 
-// setup opens a test database with the runbook tables, the audit tables and
-// the plugin registered with cfg (runbooks.Models() when cfg.Models is nil).
+// setup opens the shared fixture with the plugin registered with cfg
+// (runbooks.Models() when cfg.Models is nil).
 func setup(t testing.TB, cfg audit.Config) *bundle {
 	t.Helper()
-	db := dbtest.Open(t)
-	ctx := context.Background()
-	require.NoError(t, runbooks.Migrate(ctx, db))
-	require.NoError(t, audit.Migrate(ctx, db))
-	if cfg.Models == nil {
-		cfg.Models = runbooks.Models()
-	}
-	p := audit.New(cfg)
-	require.NoError(t, db.Use(p))
-	return &bundle{db: db, plugin: p, ctx: audit.WithActor(ctx, seedActor)}
+	e := fixture.Open(t, &fixture.Options{Config: cfg})
+	return &bundle{db: e.DB, plugin: e.Plugin, ctx: e.Ctx}
 }
 
 // w returns the audited database bound to the bundle's context.

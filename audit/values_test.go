@@ -15,6 +15,7 @@ import (
 
 	"github.com/gormaudit/gormaudit/audit"
 	"github.com/gormaudit/gormaudit/internal/dbtest"
+	"github.com/gormaudit/gormaudit/internal/fixture"
 	"github.com/gormaudit/gormaudit/runbooks"
 )
 
@@ -48,14 +49,15 @@ const (
 
 func valuesSetup(t *testing.T) (*gorm.DB, context.Context) {
 	t.Helper()
-	ctx := audit.WithActor(context.Background(), seedActor)
-	db := dbtest.Open(t)
-	require.NoError(t, audit.Migrate(ctx, db))
-	require.NoError(t, db.AutoMigrate(&valueRow{}, &valueDoc{}))
-	require.NoError(t, db.Use(audit.New(audit.Config{Models: []audit.Model{
-		{Value: &valueRow{}, Type: typeValueRow}, {Value: &valueDoc{}, Type: typeValueDoc},
-	}})))
-	return db.WithContext(ctx), ctx
+	e := fixture.Open(t, &fixture.Options{
+		Config: audit.Config{Models: []audit.Model{
+			{Value: &valueRow{}, Type: typeValueRow}, {Value: &valueDoc{}, Type: typeValueDoc},
+		}},
+		Migrations: []fixture.Migration{func(_ context.Context, db *gorm.DB) error {
+			return db.AutoMigrate(&valueRow{}, &valueDoc{})
+		}},
+	})
+	return e.W(), e.Ctx
 }
 
 func auditRows(t *testing.T, db *gorm.DB, typ, id string) []audit.Audit {

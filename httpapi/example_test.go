@@ -9,23 +9,17 @@ import (
 	"net/http"
 	"net/http/httptest"
 
-	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
 
 	"github.com/gormaudit/gormaudit/audit"
 	"github.com/gormaudit/gormaudit/httpapi"
+	"github.com/gormaudit/gormaudit/internal/fixture"
 	"github.com/gormaudit/gormaudit/runbooks"
 )
 
 func ExampleNewHandler() {
 	ctx := context.Background()
-	db, err := gorm.Open(sqlite.Open("file:example?mode=memory&cache=shared"), &gorm.Config{Logger: logger.Discard})
-	if err != nil {
-		panic(err)
-	}
-	sqlDB, _ := db.DB()
-	sqlDB.SetMaxOpenConns(1) // one in-memory database, one writer
+	db := fixture.ExampleSQLite() // gorm.Open on an in-memory SQLite database
 	_ = db.Use(audit.New(audit.Config{Models: runbooks.Models(), EnabledAccountsOnly: true}))
 	for _, migrate := range []func(context.Context, *gorm.DB) error{runbooks.Migrate, audit.Migrate, httpapi.Migrate} {
 		if err := migrate(ctx, db); err != nil {
@@ -43,7 +37,7 @@ func ExampleNewHandler() {
 	}
 
 	// Someone edits a runbook.
-	user := audit.WithActor(ctx, audit.Actor{ID: "0d2e8479-c00b-44c7-bca4-01e60a3e8035", Type: "User"})
+	user := audit.WithActor(ctx, audit.Actor{ID: fixture.ActorID, Type: "User"})
 	rb := runbooks.Runbook{AccountID: 1, Name: "Major incident"}
 	db.WithContext(user).Create(&rb)
 	db.WithContext(user).Model(&rb).Update("name", "SEV1 response")

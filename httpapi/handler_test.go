@@ -20,11 +20,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gormaudit/gormaudit/audit"
-	"github.com/gormaudit/gormaudit/runbooks"
-
-	"github.com/gormaudit/gormaudit/httpapi/internal/apitest"
-
 	"github.com/gormaudit/gormaudit/httpapi/apitype"
+	"github.com/gormaudit/gormaudit/internal/fixture"
+	"github.com/gormaudit/gormaudit/runbooks"
 )
 
 // seedStep is the step of testdata/seed-step-create.json (a copy of the
@@ -186,7 +184,7 @@ func TestAuthentication(t *testing.T) {
 	require.NoError(t, RevokeToken(e.ctx, e.db, 1, revokedTok.ID), "revoking twice is fine")
 	require.ErrorIs(t, RevokeToken(e.ctx, e.db, 2, revokedTok.ID), ErrTokenNotFound, "another account's token")
 
-	person, _, err := IssueToken(e.ctx, e.db, TokenSpec{AccountID: 1, PrincipalType: PrincipalUser, PrincipalID: apitest.Actor.ID})
+	person, _, err := IssueToken(e.ctx, e.db, TokenSpec{AccountID: 1, PrincipalType: PrincipalUser, PrincipalID: fixture.ActorID})
 	require.NoError(t, err)
 	notEnabled, _, err := IssueToken(e.ctx, e.db, TokenSpec{AccountID: 7})
 	require.NoError(t, err)
@@ -299,9 +297,9 @@ func TestCustomAuthenticator(t *testing.T) {
 	require.Contains(t, w.Body.String(), `"account_id":42`)
 }
 
-// fixture writes a known history to account 1 (and noise to account 2)
-// through the audited models, and returns it by name.
-type fixture struct {
+// knownHistory is the history writeFixture writes to account 1 (and noise
+// to account 2) through the audited models, by name.
+type knownHistory struct {
 	rbA, rbB       runbooks.Runbook
 	stepA1, stepA2 runbooks.Step
 	stepB1         runbooks.Step
@@ -309,11 +307,11 @@ type fixture struct {
 	t0, t1         time.Time     // created_at of the first and of the last row
 }
 
-func writeFixture(t *testing.T, e *env) *fixture {
+func writeFixture(t *testing.T, e *env) *knownHistory {
 	t.Helper()
 	alice := audit.WithActor(e.ctx, audit.Actor{ID: "alice", Type: "User"})
 	bob := audit.WithActor(e.ctx, audit.Actor{ID: "bob", Type: "User"})
-	f := &fixture{}
+	f := &knownHistory{}
 	f.rbA = runbooks.Runbook{AccountID: 1, Name: "A"}
 	f.rbB = runbooks.Runbook{AccountID: 1, Name: "B"}
 	require.NoError(t, e.db.WithContext(alice).Create(&f.rbA).Error)

@@ -24,7 +24,7 @@ import (
 type env struct {
 	db  *gorm.DB // audited
 	h   *Handler
-	ctx context.Context // carries apitest.Actor
+	ctx context.Context // carries fixture.Actor
 }
 
 // setup opens a test database with every table migrated, the audit plugin

@@ -11,7 +11,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/gormaudit/gormaudit/audit"
-	"github.com/gormaudit/gormaudit/internal/dbtest"
+	"github.com/gormaudit/gormaudit/internal/fixture"
 	"github.com/gormaudit/gormaudit/runbooks"
 )
 
@@ -19,12 +19,8 @@ import (
 // clock, the default).
 func openWithClock(t testing.TB, now func() time.Time) (*gorm.DB, context.Context) {
 	t.Helper()
-	db := dbtest.Open(t)
-	ctx := context.Background()
-	require.NoError(t, runbooks.Migrate(ctx, db))
-	require.NoError(t, audit.Migrate(ctx, db))
-	require.NoError(t, db.Use(audit.New(audit.Config{Models: runbooks.Models(), Now: now})))
-	return db, audit.WithActor(ctx, editor)
+	e := fixture.Open(t, &fixture.Options{Config: audit.Config{Now: now}})
+	return e.DB, e.Ctx
 }
 
 // TestRevertToVersionRightAfterCreate (issue 9, finding 11): with the real

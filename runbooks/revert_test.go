@@ -17,7 +17,7 @@ import (
 	"gorm.io/gorm/logger"
 
 	"github.com/gormaudit/gormaudit/audit"
-	"github.com/gormaudit/gormaudit/internal/dbtest"
+	"github.com/gormaudit/gormaudit/internal/fixture"
 	"github.com/gormaudit/gormaudit/internal/jsontest"
 	"github.com/gormaudit/gormaudit/runbooks"
 )
@@ -35,18 +35,13 @@ func (c *ticker) Now() time.Time {
 	return c.now
 }
 
-var editor = audit.Actor{ID: "0d2e8479-c00b-44c7-bca4-01e60a3e8035", Type: "User"}
-
-// open returns an audited database, a context carrying editor, and the clock.
+// open returns an audited database, a context carrying fixture.Actor, and
+// the clock.
 func open(t testing.TB) (*gorm.DB, context.Context, *ticker) {
 	t.Helper()
-	db := dbtest.Open(t)
-	ctx := context.Background()
-	require.NoError(t, runbooks.Migrate(ctx, db))
-	require.NoError(t, audit.Migrate(ctx, db))
 	clk := &ticker{now: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
-	require.NoError(t, db.Use(audit.New(audit.Config{Models: runbooks.Models(), Now: clk.Now})))
-	return db, audit.WithActor(ctx, editor), clk
+	db, ctx := openWithClock(t, clk.Now)
+	return db, ctx, clk
 }
 
 // snapshot reads a runbook with its live steps by position.
@@ -181,7 +176,7 @@ func TestRevertRunbook(t *testing.T) {
 	require.NoError(t, db.Where("id > ?", audits).Order("id").Find(&rows).Error)
 	require.Len(t, rows, 6)
 	for _, r := range rows {
-		require.Equal(t, editor.ID, r.UserID)
+		require.Equal(t, fixture.Actor.ID, r.UserID)
 		require.Equal(t, "revert to "+s.t.Format(time.RFC3339Nano), r.Comment)
 	}
 
@@ -309,7 +304,7 @@ func bulkHistory(t testing.TB, db *gorm.DB, ctx context.Context, n, v int) (rbID
 	for _, s := range steps {
 		for k := 2; k <= v; k++ {
 			rows = append(rows, audit.Audit{AccountID: 1, AuditableID: s.ID, AuditableType: runbooks.TypeStep,
-				AssociatedID: rb.ID, AssociatedType: runbooks.TypeRunbook, UserID: editor.ID, UserType: editor.Type,
+				AssociatedID: rb.ID, AssociatedType: runbooks.TypeRunbook, UserID: fixture.Actor.ID, UserType: fixture.Actor.Type,
 				Action: audit.ActionUpdate, Version: k, CreatedAt: base.Add(time.Duration(k) * time.Second),
 				AuditedChanges: audit.Changes{"name": json.RawMessage(fmt.Sprintf(`["v%d","v%d"]`, k-1, k))}})
 		}

@@ -290,28 +290,45 @@ func (s *server) getRunbook(w http.ResponseWriter, r *http.Request, c call) erro
 
 func (s *server) patchRunbook(w http.ResponseWriter, r *http.Request, c call) error {
 	var in runbookInput
-	if err := decode(r, &in); err != nil {
+	return patchRecord(s, w, r, c, &in,
+		func(tx *gorm.DB) (runbooks.Runbook, error) { return s.runbookOf(r, c, tx) },
+		func(tx *gorm.DB, rb *runbooks.Runbook, m map[string]any) error { return tx.Model(rb).Updates(m).Error })
+}
+
+// input is a request body, validated into the columns it changes.
+type input interface {
+	changes(creating bool) (map[string]any, error)
+}
+
+// patchRecord answers a PATCH of one record: it decodes the body into in
+// and, in one transaction, loads the record with load and, unless the body
+// changes nothing, applies the changes with update. It answers with the
+// record.
+func patchRecord[T any](s *server, w http.ResponseWriter, r *http.Request, c call, in input,
+	load func(tx *gorm.DB) (T, error), update func(tx *gorm.DB, rec *T, m map[string]any) error,
+) error {
+	if err := decode(r, in); err != nil {
 		return err
 	}
 	m, err := in.changes(false)
 	if err != nil {
 		return err
 	}
-	var rb runbooks.Runbook
+	var rec T
 	err = s.transaction(c, func(tx *gorm.DB) error {
 		var err error
-		if rb, err = s.runbookOf(r, c, tx); err != nil {
+		if rec, err = load(tx); err != nil {
 			return err
 		}
 		if len(m) == 0 {
 			return nil
 		}
-		return tx.Model(&rb).Updates(m).Error
+		return update(tx, &rec, m)
 	})
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, rb)
+	writeJSON(w, http.StatusOK, rec)
 	return nil
 }
 
@@ -475,38 +492,20 @@ func (s *server) stepOf(r *http.Request, c call, tx *gorm.DB) (runbooks.Step, er
 
 func (s *server) patchStep(w http.ResponseWriter, r *http.Request, c call) error {
 	var in stepInput
-	if err := decode(r, &in); err != nil {
-		return err
-	}
-	m, err := in.changes(false)
-	if err != nil {
-		return err
-	}
-	var step runbooks.Step
-	err = s.transaction(c, func(tx *gorm.DB) error {
-		var err error
-		if step, err = s.stepOf(r, c, tx); err != nil {
+	return patchRecord(s, w, r, c, &in,
+		func(tx *gorm.DB) (runbooks.Step, error) { return s.stepOf(r, c, tx) },
+		func(tx *gorm.DB, step *runbooks.Step, m map[string]any) error {
+			if err := tx.Model(step).Updates(m).Error; err != nil {
+				return err
+			}
+			err := tx.Take(step, "id = ?", step.ID).Error
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				// Deleted (by a revert, say) after stepOf read it: the
+				// update found no row to change.
+				return errNotFound
+			}
 			return err
-		}
-		if len(m) == 0 {
-			return nil
-		}
-		if err := tx.Model(&step).Updates(m).Error; err != nil {
-			return err
-		}
-		err = tx.Take(&step, "id = ?", step.ID).Error
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			// Deleted (by a revert, say) after stepOf read it: the
-			// update found no row to change.
-			return errNotFound
-		}
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, step)
-	return nil
+		})
 }
 
 func (s *server) deleteStep(w http.ResponseWriter, r *http.Request, c call) error {

@@ -14,8 +14,7 @@ import (
 
 	"github.com/gormaudit/gormaudit/audit"
 	"github.com/gormaudit/gormaudit/httpapi"
-	"github.com/gormaudit/gormaudit/internal/dbtest"
-	"github.com/gormaudit/gormaudit/runbooks"
+	"github.com/gormaudit/gormaudit/internal/fixture"
 )
 
 // inProcess serves the example's API on a test database seeded like the
@@ -23,11 +22,10 @@ import (
 func inProcess(t *testing.T) (srv *httptest.Server, db *gorm.DB, user, otherUser string) {
 	t.Helper()
 	ctx := context.Background()
-	db = dbtest.Open(t)
-	require.NoError(t, db.Use(audit.New(audit.Config{Models: runbooks.Models(), EnabledAccountsOnly: true})))
-	require.NoError(t, runbooks.Migrate(ctx, db))
-	require.NoError(t, audit.Migrate(ctx, db))
-	require.NoError(t, httpapi.Migrate(ctx, db))
+	db = fixture.Open(t, &fixture.Options{
+		Config:     audit.Config{EnabledAccountsOnly: true},
+		Migrations: []fixture.Migration{httpapi.Migrate},
+	}).DB
 	d, err := seed(ctx, db, "", "")
 	require.NoError(t, err)
 	otherUser, _, err = httpapi.IssueToken(ctx, db, httpapi.TokenSpec{AccountID: 2, PrincipalType: httpapi.PrincipalUser})

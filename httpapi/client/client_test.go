@@ -26,7 +26,7 @@ import (
 // env is one test's audited database and the endpoint serving it.
 type env struct {
 	db  *gorm.DB
-	ctx context.Context // carries apitest.Actor
+	ctx context.Context // carries fixture.Actor
 	url string          // the endpoint
 	hc  *http.Client
 }

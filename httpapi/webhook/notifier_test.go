@@ -30,7 +30,7 @@ import (
 // env is one test's audited database.
 type env struct {
 	db  *gorm.DB
-	ctx context.Context // carries apitest.Actor
+	ctx context.Context // carries fixture.Actor
 }
 
 // w returns the audited database bound to the env's actor.

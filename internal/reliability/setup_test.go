@@ -15,13 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 
-	"github.com/gormaudit/gormaudit/audit"
 	"github.com/gormaudit/gormaudit/httpapi"
 	"github.com/gormaudit/gormaudit/internal/dbtest"
-	"github.com/gormaudit/gormaudit/runbooks"
+	"github.com/gormaudit/gormaudit/internal/fixture"
 )
 
 func TestMain(m *testing.M) {
@@ -30,29 +28,21 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// actor writes every change of this suite.
-var actor = audit.Actor{ID: "6f1c7c8e-7a51-4d1e-9a8e-5b0f1e2d3c4b", Type: "User"}
-
+// env is one test's audited database.
 type env struct {
-	db  *gorm.DB // audited
-	dsn string   // a second pool to the same database
-	ctx context.Context
+	db  *gorm.DB        // audited
+	dsn string          // a second pool to the same database
+	ctx context.Context // carries fixture.Actor
 }
 
-// setup opens a test database with the runbook, audit and token tables and
-// the audit plugin registered.
+// setup opens the shared fixture with the token tables too.
 func setup(t testing.TB) *env {
 	t.Helper()
-	db, dsn := dbtest.OpenWithURL(t)
-	ctx := context.Background()
-	require.NoError(t, runbooks.Migrate(ctx, db))
-	require.NoError(t, audit.Migrate(ctx, db))
-	require.NoError(t, httpapi.Migrate(ctx, db))
-	require.NoError(t, db.Use(audit.New(audit.Config{Models: runbooks.Models()})))
-	return &env{db: db, dsn: dsn, ctx: audit.WithActor(ctx, actor)}
+	e := fixture.Open(t, &fixture.Options{Migrations: []fixture.Migration{httpapi.Migrate}})
+	return &env{db: e.DB, dsn: e.DSN, ctx: e.Ctx}
 }
 
-// w is the audited database bound to the suite's actor.
+// w is the audited database bound to the fixture's actor.
 func (e *env) w() *gorm.DB { return e.db.WithContext(e.ctx) }
 
 // row is one row of the Reliability table. A test fills in Size and Checked

@@ -1,7 +1,7 @@
-// Package apitest is the test environment shared by the tests of httpapi
-// and its client and webhook packages: a database from the dbtest fixture
-// with every table and the audit plugin, concurrent writers, and the
-// account's rows in the polling stream's order to compare readers with.
+// Package apitest is what the tests of httpapi and its client and webhook
+// packages share beyond the module's fixture (internal/fixture): thin
+// wrappers of it, concurrent writers, and the account's rows in the polling
+// stream's order to compare readers with.
 package apitest
 
 import (
@@ -12,31 +12,21 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
 
 	"github.com/gormaudit/gormaudit/audit"
 	"github.com/gormaudit/gormaudit/internal/dbtest"
+	"github.com/gormaudit/gormaudit/internal/fixture"
 	"github.com/gormaudit/gormaudit/runbooks"
 )
 
-// Actor is the actor of every write the tests make, and of the reference
-// row (../shared/reference/seed-step-create.json).
-var Actor = audit.Actor{ID: "0d2e8479-c00b-44c7-bca4-01e60a3e8035", Type: "User"}
-
-// Open opens a test database with the tables of runbooks.Migrate,
-// audit.Migrate and each of migrate, and the audit plugin registered. It
-// returns the database and a context carrying [Actor].
-func Open(t testing.TB, migrate ...func(context.Context, *gorm.DB) error) (*gorm.DB, context.Context) {
+// Open opens the shared test fixture with the tables of each of migrate
+// besides those of runbooks and audit. It returns the audited database and
+// a context carrying fixture.Actor.
+func Open(t testing.TB, migrate ...fixture.Migration) (*gorm.DB, context.Context) {
 	t.Helper()
-	db := dbtest.Open(t)
-	ctx := context.Background()
-	for _, m := range append([]func(context.Context, *gorm.DB) error{runbooks.Migrate, audit.Migrate}, migrate...) {
-		require.NoError(t, m(ctx, db))
-	}
-	require.NoError(t, db.Use(audit.New(audit.Config{Models: runbooks.Models()})))
-	return db, audit.WithActor(ctx, Actor)
+	e := fixture.Open(t, &fixture.Options{Migrations: migrate})
+	return e.DB, e.Ctx
 }
 
 // StreamIDs returns the ids of the account's rows that match where, in the
@@ -126,31 +116,11 @@ func Settle(t testing.TB, db *gorm.DB) {
 	}
 }
 
-// ExampleDB opens an in-memory SQLite database for runnable examples, with
-// the tables of runbooks.Migrate, audit.Migrate and each of migrate, the
-// audit plugin, and account 1 enabled. It returns the database and a
-// context carrying [Actor]; it panics on any error, as examples do.
-func ExampleDB(migrate ...func(context.Context, *gorm.DB) error) (*gorm.DB, context.Context) {
-	db, err := gorm.Open(sqlite.Open("file::memory:"), &gorm.Config{Logger: logger.Discard})
-	if err != nil {
-		panic(err)
-	}
-	sqlDB, err := db.DB()
-	if err != nil {
-		panic(err)
-	}
-	sqlDB.SetMaxOpenConns(1) // one in-memory database, one connection
-	ctx := context.Background()
-	for _, m := range append([]func(context.Context, *gorm.DB) error{runbooks.Migrate, audit.Migrate}, migrate...) {
-		if err := m(ctx, db); err != nil {
-			panic(err)
-		}
-	}
-	if err := db.Use(audit.New(audit.Config{Models: runbooks.Models()})); err != nil {
-		panic(err)
-	}
-	if _, err := audit.EnableAccount(ctx, db, 1); err != nil {
-		panic(err)
-	}
-	return db, audit.WithActor(ctx, Actor)
+// ExampleDB opens the shared fixture's database for runnable examples
+// (fixture.Example), with the tables of each of migrate and account 1
+// enabled. It returns the audited database and a context carrying
+// fixture.Actor; it panics on any error, as examples do.
+func ExampleDB(migrate ...fixture.Migration) (*gorm.DB, context.Context) {
+	e := fixture.Example(&fixture.Options{Migrations: migrate, Accounts: []int64{1}})
+	return e.DB, e.Ctx
 }
