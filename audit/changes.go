@@ -3,7 +3,6 @@ package audit
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -91,8 +90,6 @@ func appendPlaceholder(buf []byte, v json.RawMessage) []byte {
 	text, _ := json.Marshal(string(v)) // a string always marshals
 	return append(append(append(buf, `{"`+TooDeepKey+`":`...), text...), '}')
 }
-
-var errNotObject = errors.New("not a JSON object")
 
 // splitObject reads the JSON object b into its members, keeping each
 // value's text as it is (surrounding white space removed). A repeated key

@@ -92,8 +92,6 @@ func encodeValue(v any, jsonColumn bool) (json.RawMessage, error) {
 	return b, err
 }
 
-var errNotUTF8 = &ValueError{Reason: "text is not valid UTF-8; store binary data in a []byte (bytea, blob) column"}
-
 // encodeDocument renders the value of a JSON column as nested JSON. The
 // document is what the database stores: a driver.Valuer's Value first (so
 // that a Value of nil, SQL NULL, is null), then a json.Marshaler's JSON.
@@ -175,8 +173,6 @@ func documentBytes(b []byte) (json.RawMessage, error) {
 	}
 	return c, nil
 }
-
-var errJSONNull = &ValueError{Reason: "a JSON column's document null cannot be told apart from SQL NULL in audited_changes; store SQL NULL instead"}
 
 // isJSONColumn reports whether a field's column holds JSON documents.
 func isJSONColumn(f *schema.Field) bool {

@@ -201,3 +201,12 @@ func (a *Audit) UnmarshalJSON(b []byte) error {
 // TimeFormat is how an audit row's created_at is rendered in JSON: RFC 3339,
 // UTC, milliseconds.
 const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// Ref names one audited record: its registered auditable type and its primary
+// key as text, as in an audit row's auditable_type and auditable_id.
+type Ref struct {
+	Type string `json:"auditable_type"`
+	ID   string `json:"auditable_id"`
+}
+
+func (r Ref) String() string { return r.Type + " " + r.ID }
