@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 
@@ -259,4 +260,19 @@ func (p *Plugin) selectRows(db *gorm.DB, m *model, where []clause.Expression) ([
 		return nil, err
 	}
 	return scanRecords(db.Statement.Context, rows, m.schema)
+}
+
+// checkSameRecord refuses a write that gives a record another primary key
+// or moves it to another account: its history would no longer be one
+// record's, filed under one account.
+func (m *model) checkSameRecord(ctx context.Context, old, new reflect.Value) error {
+	if from, to := key(ctx, m.pk, old), key(ctx, m.pk, new); from != to {
+		return fmt.Errorf("%w: the primary key %s changed from %s to %s", ErrUnsupportedWrite, m.pk.DBName, from, to)
+	}
+	if m.account != nil {
+		if from, to := m.accountOf(ctx, old), m.accountOf(ctx, new); from != to {
+			return &AccountMoveError{Ref: Ref{Type: m.typeName, ID: key(ctx, m.pk, new)}, From: from, To: to}
+		}
+	}
+	return nil
 }

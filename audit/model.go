@@ -1,14 +1,105 @@
 package audit
 
 import (
+	"context"
+	"database/sql/driver"
 	"fmt"
 	"reflect"
 	"slices"
 	"strconv"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 	"gorm.io/gorm/schema"
 )
+
+// model is a registered model resolved against its gorm schema.
+type model struct {
+	typeName   string
+	schema     *schema.Schema
+	pk         *schema.Field
+	fields     []*schema.Field // audited columns, in schema order
+	redact     map[string]bool
+	account    *schema.Field // nil: account 0
+	assocType  string
+	assocField *schema.Field
+
+	// PostgreSQL: SQL renderings of the audited columns as JSON and of the
+	// keys, for audit rows written by the change's own statement (see
+	// fused.go); snapshotSQL is empty when the model cannot use them.
+	columnSQL                                []string
+	jsonText                                 []bool // a json (not jsonb) column, compared as jsonb
+	snapshotSQL, pkSQL, accountSQL, assocSQL string
+
+	// checkedSQL is columnSQL refusing the values recordField refuses.
+	checkedSQL []string
+}
+
+func isInteger(t reflect.Type) bool {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return true
+	}
+	return false
+}
+
+// pkIn is the condition "primary key in keys".
+func (m *model) pkIn(keys []any) clause.Expression {
+	return clause.IN{Column: clause.Column{Table: clause.CurrentTable, Name: m.pk.DBName}, Values: keys}
+}
+
+// key renders a primary key or foreign key value as the text stored in
+// auditable_id and associated_id. A nil or zero key renders as "".
+func key(ctx context.Context, f *schema.Field, rv reflect.Value) string {
+	v, zero := f.ValueOf(ctx, rv)
+	if zero {
+		return ""
+	}
+	r := reflect.ValueOf(v)
+	for r.Kind() == reflect.Pointer {
+		if r.IsNil() {
+			return ""
+		}
+		r = r.Elem()
+	}
+	if vr, ok := r.Interface().(driver.Valuer); ok {
+		dv, err := vr.Value()
+		if err != nil || dv == nil {
+			return ""
+		}
+		if b, ok := dv.([]byte); ok {
+			return string(b)
+		}
+		return fmt.Sprint(dv)
+	}
+	return fmt.Sprint(r.Interface())
+}
+
+// accountOf returns the record's tenant, 0 when the model has none.
+func (m *model) accountOf(ctx context.Context, rv reflect.Value) int64 {
+	if m.account == nil {
+		return 0
+	}
+	v, _ := m.account.ValueOf(ctx, rv)
+	r := reflect.ValueOf(v)
+	for r.Kind() == reflect.Pointer {
+		if r.IsNil() {
+			return 0
+		}
+		r = r.Elem()
+	}
+	switch r.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return r.Int()
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return int64(r.Uint())
+	}
+	return 0
+}
 
 func typeName(m *model) string {
 	if m == nil {
