@@ -3,7 +3,9 @@ package audit
 import (
 	"fmt"
 	"reflect"
+	"strings"
 
+	"github.com/gormaudit/gormaudit/internal/pgfuse"
 	"gorm.io/gorm"
 	"gorm.io/gorm/callbacks"
 	"gorm.io/gorm/clause"
@@ -286,4 +288,42 @@ func records(rv reflect.Value) (out []reflect.Value, ok bool) {
 		return out, true
 	}
 	return nil, false
+}
+
+// fuseCreate builds the statement gorm:create will run: the INSERT gorm
+// would build, returning every column for the audit rows, wrapped with the
+// audit INSERT. gorm:create finds the SQL built and runs it, scanning what
+// it would have scanned (the columns with database defaults) or counting
+// the rows.
+func (p *Plugin) fuseCreate(db *gorm.DB, r *recorder) {
+	stmt := db.Statement
+	// gorm's own preparation, as in callbacks.Create.
+	if !stmt.Unscoped {
+		for _, c := range stmt.Schema.CreateClauses {
+			stmt.AddClause(c)
+		}
+	}
+	var returned []clause.Column
+	for _, f := range stmt.Schema.FieldsWithDefaultDBValue {
+		if f.Readable {
+			returned = append(returned, clause.Column{Name: f.DBName})
+		}
+	}
+	stmt.AddClauseIfNotExists(clause.Insert{})
+	stmt.AddClause(callbacks.ConvertToCreateValues(stmt))
+
+	stmt.Clauses["RETURNING"] = clause.Clause{Name: "RETURNING", Expression: clause.Returning{}}
+	stmt.Build(stmt.BuildClauses...)
+	selectList := "1" // counted by gorm's Exec as the rows affected
+	if len(returned) > 0 {
+		stmt.Clauses["RETURNING"] = clause.Clause{Name: "RETURNING", Expression: clause.Returning{Columns: returned}}
+		names := make([]string, len(returned))
+		for i, c := range returned {
+			names[i] = pgfuse.QuoteIdent(c.Name)
+		}
+		selectList = strings.Join(names, ", ")
+	} else {
+		delete(stmt.Clauses, "RETURNING")
+	}
+	r.wrapFused(stmt, ActionCreate, selectList)
 }

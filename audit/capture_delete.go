@@ -14,7 +14,7 @@ import (
 // RETURNING every column, and records each returned row as a destroy: the
 // statement itself locks and reports exactly the rows it removed, so no read
 // beforehand is needed. On PostgreSQL the same statement also inserts the
-// audit rows (see fused.go).
+// audit rows (see capture_single.go).
 func (p *Plugin) delete(gormDelete func(*gorm.DB)) func(*gorm.DB) {
 	return func(db *gorm.DB) {
 		m, refused := p.target(db, ActionDestroy)

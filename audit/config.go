@@ -85,7 +85,7 @@ func (p *Plugin) resolveModels(db *gorm.DB) error {
 			return &ConfigError{Field: field + ".Value", Reason: fmt.Sprintf("%s registered twice", rm.schema.ModelType)}
 		}
 		if p.dialect.SingleStatementCapture() {
-			rm.prepareSnapshotSQL(db)
+			rm.prepareCapture(db)
 		}
 		p.models[rm.schema.ModelType] = rm
 		p.byType[rm.typeName] = rm

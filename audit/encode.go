@@ -33,7 +33,7 @@ var redacted = json.RawMessage(strconv.Quote(RedactedValue))
 // valid UTF-8, times outside the years 0001-9999, and a JSON column's
 // document null (indistinguishable from SQL NULL) or text that is not JSON.
 // On PostgreSQL the plugin builds the same JSON inside the database (see
-// sqlJSONOf), so the two must agree.
+// internal/pgfuse), so the two must agree.
 func encodeValue(v any, jsonColumn bool) (json.RawMessage, error) {
 	if v == nil {
 		return json.RawMessage("null"), nil
@@ -303,4 +303,32 @@ func (m *model) diff(ctx context.Context, old, new reflect.Value) (Changes, erro
 		c[f.DBName] = pair
 	}
 	return c, nil
+}
+
+var (
+	valuerType    = reflect.TypeFor[driver.Valuer]()
+	marshalerType = reflect.TypeFor[json.Marshaler]()
+)
+
+// plainRendering reports whether encodeValue renders values of type t as
+// encoding/json renders the value stored in the database: strings, numbers
+// and booleans, and driver.Valuers (encodeValue renders their Value), but
+// not other types with their own JSON form.
+func plainRendering(t reflect.Type) bool {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(valuerType) || t.Implements(valuerType) {
+		return true
+	}
+	if t.Implements(marshalerType) || reflect.PointerTo(t).Implements(marshalerType) {
+		return false
+	}
+	switch t.Kind() {
+	case reflect.String, reflect.Bool, reflect.Float32, reflect.Float64,
+		reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return true
+	}
+	return false
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/gormaudit/gormaudit/internal/pgfuse"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 	"gorm.io/gorm/schema"
@@ -24,15 +25,10 @@ type model struct {
 	assocType  string
 	assocField *schema.Field
 
-	// PostgreSQL: SQL renderings of the audited columns as JSON and of the
-	// keys, for audit rows written by the change's own statement (see
-	// fused.go); snapshotSQL is empty when the model cannot use them.
-	columnSQL                                []string
-	jsonText                                 []bool // a json (not jsonb) column, compared as jsonb
-	snapshotSQL, pkSQL, accountSQL, assocSQL string
-
-	// checkedSQL is columnSQL refusing the values recordField refuses.
-	checkedSQL []string
+	// fuse is the SQL of the model's single-statement writes on
+	// PostgreSQL (see capture_single.go); nil when the model cannot use
+	// them.
+	fuse *pgfuse.Capture
 }
 
 func isInteger(t reflect.Type) bool {
