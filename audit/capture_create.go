@@ -12,8 +12,8 @@ import (
 	"gorm.io/gorm/schema"
 )
 
-// create wraps gorm's own create callback. Statements that are not audited
-// go to it unchanged. For an audited model every audit row is computed from
+// auditedCreate runs a create of an audited model (see Plugin.wrap);
+// gormCreate is gorm's own create callback. Every audit row is computed from
 // the row as the database stored it (column defaults, Omit and Select, type
 // conversions), never from the caller's struct:
 //
@@ -21,50 +21,31 @@ import (
 //     the audit rows (fuseCreate), and gorm runs it;
 //   - otherwise, and for every upsert, the plugin runs the INSERT itself
 //     with RETURNING every column (insertReturning), inside a savepoint.
-func (p *Plugin) create(gormCreate func(*gorm.DB)) func(*gorm.DB) {
-	return func(db *gorm.DB) {
-		m, refused := p.target(db, ActionCreate)
-		if refused {
+func (p *Plugin) auditedCreate(db *gorm.DB, r *recorder, gormCreate func(*gorm.DB)) {
+	if db.DryRun {
+		gormCreate(db)
+		return
+	}
+	// Values the encoder refuses are refused before anything is
+	// written; what the database stores is checked again afterwards.
+	recs, _ := records(db.Statement.ReflectValue)
+	for _, rv := range recs {
+		if err := r.m.check(r.ctx, rv); err != nil {
+			r.fail(err)
 			return
 		}
-		if m == nil {
-			gormCreate(db)
-			return
+	}
+	_, upsert := db.Statement.Clauses["ON CONFLICT"]
+	_, userReturning := db.Statement.Clauses["RETURNING"]
+	switch {
+	case !upsert && !userReturning && p.canFuse(r):
+		p.fuseCreate(db, r)
+		gormCreate(db)
+		if db.Error != nil {
+			db.Error = r.fusedError(db.Error)
 		}
-		if err := refuseCreate(db.Statement); err != nil {
-			_ = db.AddError(&WriteError{Type: m.typeName, Action: ActionCreate, Err: err})
-			return
-		}
-		r, err := p.start(db, m, ActionCreate)
-		if err != nil {
-			_ = db.AddError(err)
-			return
-		}
-		if db.DryRun {
-			gormCreate(db)
-			return
-		}
-		// Values the encoder refuses are refused before anything is
-		// written; what the database stores is checked again afterwards.
-		recs, _ := records(db.Statement.ReflectValue)
-		for _, rv := range recs {
-			if err := m.check(r.ctx, rv); err != nil {
-				r.fail(err)
-				return
-			}
-		}
-		_, upsert := db.Statement.Clauses["ON CONFLICT"]
-		_, userReturning := db.Statement.Clauses["RETURNING"]
-		switch {
-		case !upsert && !userReturning && p.canFuse(r):
-			p.fuseCreate(db, r)
-			gormCreate(db)
-			if db.Error != nil {
-				db.Error = r.fusedError(db.Error)
-			}
-		default:
-			p.insertReturning(db, r)
-		}
+	default:
+		p.insertReturning(db, r)
 	}
 }
 

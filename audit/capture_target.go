@@ -123,3 +123,12 @@ func hasMissingWhere(db *gorm.DB) bool {
 	}
 	return false
 }
+
+// refuseBuiltSQL refuses an update or a delete whose SQL was built before
+// its callback: the plugin could not run it to see the rows it changes.
+func refuseBuiltSQL(stmt *gorm.Statement) error {
+	if stmt.SQL.Len() != 0 {
+		return ErrUnsupportedWrite
+	}
+	return nil
+}

@@ -13,10 +13,13 @@ import (
 	"gorm.io/gorm/schema"
 )
 
-// update wraps gorm's own update callback. Statements on models that are not
-// audited go to it unchanged. For audited models it runs the same UPDATE so
-// that old and new values come from the database itself. On PostgreSQL it
-// is one statement that also writes the audit rows (fusedUpdate). Elsewhere:
+// lockBatch bounds the primary keys in one UPDATE ... WHERE pk IN (...).
+const lockBatch = 5000
+
+// auditedUpdate runs an update of an audited model (see Plugin.wrap); it
+// runs the same UPDATE so that old and new values come from the database
+// itself. On PostgreSQL it is one statement that also writes the audit rows
+// (fusedUpdate). Elsewhere:
 //
 //  1. SELECT the matching rows (FOR UPDATE where supported): the old values,
 //     and a lock that keeps concurrent writers of those records, and their
@@ -24,33 +27,7 @@ import (
 //  2. UPDATE exactly those rows, RETURNING every column: the new values,
 //     including what SQL expressions such as position + 1 evaluated to;
 //  3. INSERT one audit row per record whose audited columns changed.
-func (p *Plugin) update(gormUpdate func(*gorm.DB)) func(*gorm.DB) {
-	return func(db *gorm.DB) {
-		m, refused := p.target(db, ActionUpdate)
-		if refused {
-			return
-		}
-		if m == nil {
-			gormUpdate(db)
-			return
-		}
-		if db.Statement.SQL.Len() != 0 {
-			_ = db.AddError(&WriteError{Type: m.typeName, Action: ActionUpdate, Err: ErrUnsupportedWrite})
-			return
-		}
-		r, err := p.start(db, m, ActionUpdate)
-		if err != nil {
-			_ = db.AddError(err)
-			return
-		}
-		p.auditedUpdate(db, r)
-	}
-}
-
-// lockBatch bounds the primary keys in one UPDATE ... WHERE pk IN (...).
-const lockBatch = 5000
-
-func (p *Plugin) auditedUpdate(db *gorm.DB, r *recorder) {
+func (p *Plugin) auditedUpdate(db *gorm.DB, r *recorder, _ func(*gorm.DB)) {
 	stmt := db.Statement
 	// The first steps are gorm's callbacks.Update, unchanged.
 	for _, c := range stmt.Schema.UpdateClauses {

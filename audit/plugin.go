@@ -62,32 +62,72 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 	return p.registerCallbacks(db)
 }
 
-// registerCallbacks wraps gorm's create, update and delete callbacks: the
-// plugin runs an audited model's write itself (so that its audit rows come
-// from the rows as written, in the same statement on PostgreSQL) and hands
-// every other statement to gorm's own callback unchanged.
+// capture is how the plugin audits one kind of write, in place of gorm's
+// own callback for it.
+type capture struct {
+	// callback is gorm's callback replaced, such as "gorm:create".
+	callback string
+	action   Action
+	// refuse names why a statement on an audited model cannot be
+	// audited, before anything is written.
+	refuse func(*gorm.Statement) error
+	// run performs an audited model's write; gormOwn is gorm's callback.
+	run func(db *gorm.DB, r *recorder, gormOwn func(*gorm.DB))
+}
+
+// registerCallbacks replaces gorm's create, update and delete callbacks,
+// one capture each: the plugin runs an audited model's write itself (so
+// that its audit rows come from the rows as written, in the same statement
+// on PostgreSQL) and hands every other statement to gorm's own callback
+// unchanged.
 func (p *Plugin) registerCallbacks(db *gorm.DB) error {
 	for _, c := range []struct {
-		name      string
 		processor interface {
 			Get(string) func(*gorm.DB)
 			Replace(string, func(*gorm.DB)) error
 		}
-		wrap func(func(*gorm.DB)) func(*gorm.DB)
+		capture
 	}{
-		{"gorm:create", db.Callback().Create(), p.create},
-		{"gorm:update", db.Callback().Update(), p.update},
-		{"gorm:delete", db.Callback().Delete(), p.delete},
+		{db.Callback().Create(), capture{"gorm:create", ActionCreate, refuseCreate, p.auditedCreate}},
+		{db.Callback().Update(), capture{"gorm:update", ActionUpdate, refuseBuiltSQL, p.auditedUpdate}},
+		{db.Callback().Delete(), capture{"gorm:delete", ActionDestroy, refuseBuiltSQL, p.auditedDelete}},
 	} {
-		own := c.processor.Get(c.name)
+		own := c.processor.Get(c.callback)
 		if own == nil {
-			return &ConfigError{Field: "Dialector", Reason: c.name + " callback is missing"}
+			return &ConfigError{Field: "Dialector", Reason: c.callback + " callback is missing"}
 		}
-		if err := c.processor.Replace(c.name, c.wrap(own)); err != nil {
-			return fmt.Errorf("audit: replace %s callback: %w", c.name, err)
+		if err := c.processor.Replace(c.callback, p.wrap(c.capture, own)); err != nil {
+			return fmt.Errorf("audit: replace %s callback: %w", c.callback, err)
 		}
 	}
 	return nil
+}
+
+// wrap returns the callback that stands in for gorm's own callback own:
+// statements that are not audited go to own unchanged, writes that reach
+// an audited table in a way that cannot be audited fail, and an audited
+// model's write is prepared (start) and run by c.
+func (p *Plugin) wrap(c capture, own func(*gorm.DB)) func(*gorm.DB) {
+	return func(db *gorm.DB) {
+		m, refused := p.target(db, c.action)
+		if refused {
+			return
+		}
+		if m == nil {
+			own(db)
+			return
+		}
+		if err := c.refuse(db.Statement); err != nil {
+			_ = db.AddError(&WriteError{Type: m.typeName, Action: c.action, Err: err})
+			return
+		}
+		r, err := p.start(db, m, c.action)
+		if err != nil {
+			_ = db.AddError(err)
+			return
+		}
+		c.run(db, r, own)
+	}
 }
 
 // TypeOf returns the auditable type registered for a model value, such as
