@@ -63,10 +63,6 @@ func (g AccountGap) String() string {
 	return fmt.Sprintf("account %d was not recorded from %s to %s", g.AccountID, g.From.UTC().Format(time.RFC3339Nano), to)
 }
 
-// ErrAccountNotFound is returned by [Account] for an account that was never
-// enabled.
-var ErrAccountNotFound = errors.New("audit: account has never had auditing enabled")
-
 // EnableAccount turns auditing on for accountID. Enabling an enabled
 // account changes nothing, and keeps its EnabledAt. Whether a write is
 // recorded is decided by the database when the write's audit rows are

@@ -2,358 +2,342 @@ package audit
 
 import (
 	"bytes"
-	"context"
-	"database/sql"
 	"database/sql/driver"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"math"
-	"reflect"
-	"strconv"
+	"slices"
 	"strings"
-	"time"
-	"unicode/utf8"
 
+	"github.com/gormaudit/gormaudit/internal/dialect"
 	"gorm.io/gorm"
 	"gorm.io/gorm/schema"
 )
 
-var redacted = json.RawMessage(strconv.Quote(RedactedValue))
+// Changes is the audited_changes column: each audited column's value (create,
+// destroy) or its [old, new] pair (update), as JSON. Its text, in the
+// database and in JSON, has the keys in PostgreSQL's jsonb order (shorter
+// keys first, then bytewise), the order of the hosted endpoint's rows.
+type Changes map[string]json.RawMessage
 
-// encodeValue renders one column value as it appears in audited_changes:
-// the value the database stores, in a form decodeField turns back into
-// exactly that value. NULL is null; times are RFC 3339 in UTC with every
-// stored fractional digit (trailing zeros trimmed); a JSON column's document
-// is nested JSON; bytes ([]byte, or a driver value that is []byte) are a
-// base64 string (standard alphabet, padded), as encoding/json renders them;
-// any other value is what encoding/json makes of the value the database
-// driver is given (a driver.Valuer's Value). Values that JSON cannot carry
-// exactly are refused with a *ValueError: NaN and ±Inf, strings that are not
-// valid UTF-8, times outside the years 0001-9999, and a JSON column's
-// document null (indistinguishable from SQL NULL) or text that is not JSON.
-// On PostgreSQL the plugin builds the same JSON inside the database (see
-// sqlJSONOf), so the two must agree.
-func encodeValue(v any, jsonColumn bool) (json.RawMessage, error) {
-	if v == nil {
-		return json.RawMessage("null"), nil
+// Value implements driver.Valuer: the changes as a JSON text.
+func (c Changes) Value() (driver.Value, error) {
+	if c == nil {
+		return "{}", nil
 	}
-	rv := reflect.ValueOf(v)
-	for rv.Kind() == reflect.Pointer {
-		if rv.IsNil() {
-			return json.RawMessage("null"), nil
-		}
-		rv = rv.Elem()
-	}
-	v = rv.Interface()
-	switch x := v.(type) {
-	case time.Time:
-		return encodeTime(x)
-	case gorm.DeletedAt:
-		return encodeNullTime(sql.NullTime(x))
-	case sql.NullTime:
-		return encodeNullTime(x)
-	}
-	if jsonColumn {
-		return encodeDocument(v)
-	}
-	switch x := v.(type) {
-	case driver.Valuer:
-		dv, err := x.Value()
-		if err != nil {
-			return nil, err
-		}
-		if _, again := dv.(driver.Valuer); again {
-			return nil, fmt.Errorf("%T.Value returned another Valuer", v)
-		}
-		return encodeValue(dv, false)
-	case json.Marshaler:
-		b, err := x.MarshalJSON()
-		if err != nil {
-			return nil, err
-		}
-		return compact(b)
-	}
-	switch rv.Kind() {
-	case reflect.Float32, reflect.Float64:
-		if f := rv.Float(); math.IsNaN(f) || math.IsInf(f, 0) {
-			return nil, &ValueError{Reason: fmt.Sprintf("%v has no JSON form; store NULL instead", f)}
-		}
-	case reflect.String:
-		if !utf8.ValidString(rv.String()) {
-			return nil, errNotUTF8
-		}
-	}
-	b, err := json.Marshal(v)
-	var unsupported *json.UnsupportedValueError
-	if errors.As(err, &unsupported) {
-		return nil, &ValueError{Reason: unsupported.Error()}
-	}
-	return b, err
+	return string(c.appendObject(nil, appendStored)), nil
 }
 
-var errNotUTF8 = &ValueError{Reason: "text is not valid UTF-8; store binary data in a []byte (bytea, blob) column"}
+// MarshalJSON renders the changes with their keys in jsonb order. A value
+// nested deeper than [MaxNestingDepth], which only rows written before the
+// limit can hold, is rendered as {"$too_deep": "<its JSON text>"} (see
+// [TooDeepKey]; for an update, each side of the pair on its own), so that
+// every row can be read by clients whose JSON parsers limit nesting.
+func (c Changes) MarshalJSON() ([]byte, error) {
+	if c == nil {
+		return []byte("null"), nil
+	}
+	return c.appendObject(nil, appendShown), nil
+}
 
-// encodeDocument renders the value of a JSON column as nested JSON. The
-// document is what the database stores: a driver.Valuer's Value first (so
-// that a Value of nil, SQL NULL, is null), then a json.Marshaler's JSON.
-func encodeDocument(v any) (json.RawMessage, error) {
-	switch x := v.(type) {
-	case json.RawMessage:
-		return documentBytes(x)
-	case driver.Valuer:
-		dv, err := x.Value()
-		if m, isMarshaler := v.(json.Marshaler); err != nil && isMarshaler {
-			// A Value that validates with encoding/json fails on a
-			// document nested 10,000 levels deep, stored before
-			// MaxNestingDepth: read it as its JSON form instead.
-			b, merr := m.MarshalJSON()
-			if merr != nil {
-				return nil, err
-			}
-			return documentBytes(b)
-		}
-		if err != nil {
-			return nil, err
-		}
-		switch d := dv.(type) {
-		case nil:
-			return json.RawMessage("null"), nil
-		case string:
-			return documentBytes([]byte(d))
-		case []byte:
-			return documentBytes(d)
-		}
-		return encodeValue(dv, false)
-	case json.Marshaler:
-		b, err := x.MarshalJSON()
-		if err != nil {
-			return nil, err
-		}
-		return documentBytes(b)
+// Scan implements sql.Scanner. It reads values nested at any depth.
+func (c *Changes) Scan(src any) error {
+	var b []byte
+	switch v := src.(type) {
+	case nil:
+		*c = nil
+		return nil
 	case string:
-		return documentBytes([]byte(x))
+		b = []byte(v)
 	case []byte:
-		return documentBytes(x)
+		b = v
+	default:
+		return fmt.Errorf("audit: scan audited_changes from %T", src)
 	}
-	b, err := json.Marshal(v) // a struct or map gorm serializes as JSON
+	m, err := splitObject(b)
 	if err != nil {
-		var unsupported *json.UnsupportedValueError
-		if errors.As(err, &unsupported) {
-			return nil, &ValueError{Reason: unsupported.Error()}
+		return fmt.Errorf("audit: decode audited_changes: %w", err)
+	}
+	*c = m
+	return nil
+}
+
+// GormDBDataType stores the changes as jsonb on PostgreSQL and as JSON text
+// elsewhere.
+func (Changes) GormDBDataType(db *gorm.DB, _ *schema.Field) string {
+	return dialect.Of(db).JSONType()
+}
+
+// Pair returns the old and new values of an update's column. ok is false when
+// the column is absent or is not an [old, new] pair.
+func (c Changes) Pair(column string) (old, new json.RawMessage, ok bool) {
+	raw, present := c[column]
+	if !present {
+		return nil, nil, false
+	}
+	pair, isArray := splitArray(raw) // at any depth
+	if !isArray || len(pair) != 2 {
+		return nil, nil, false
+	}
+	return pair[0], pair[1], true
+}
+
+// The text form of audited_changes. Rows are read with a splitter of their
+// own rather than encoding/json, which refuses anything nested 10,000 levels
+// deep: a row holding such a value (stored before MaxNestingDepth was
+// enforced) must still be listed, delivered and used by history.
+
+// jsonbOrder sorts keys as PostgreSQL's jsonb stores them, and as the hosted
+// endpoint shows them: shorter keys first, then bytewise.
+func jsonbOrder(a, b string) int {
+	if len(a) != len(b) {
+		return len(a) - len(b)
+	}
+	return strings.Compare(a, b)
+}
+
+// sortedKeys returns c's keys in jsonb order.
+func (c Changes) sortedKeys() []string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, jsonbOrder)
+	return keys
+}
+
+// appendObject writes c as a JSON object, keys in jsonb order, each value
+// rendered by value.
+func (c Changes) appendObject(buf []byte, value func([]byte, json.RawMessage) []byte) []byte {
+	buf = append(buf, '{')
+	for i, k := range c.sortedKeys() {
+		if i > 0 {
+			buf = append(buf, ',')
 		}
-		return nil, err
+		key, _ := json.Marshal(k) // a string always marshals
+		buf = append(append(buf, key...), ':')
+		buf = value(buf, c[k])
 	}
-	return documentBytes(b)
+	return append(buf, '}')
 }
 
-// compactDepth bounds the documents documentBytes compacts: encoding/json
-// refuses to read anything nested 10,000 levels deep. Deeper documents can
-// only have been stored before MaxNestingDepth was enforced; they are kept
-// as stored, so that they can still be read, and refused when written.
-const compactDepth = 9000
-
-// documentBytes renders the text of a JSON document. Empty text is null;
-// the document null is refused, as it would read back as SQL NULL.
-func documentBytes(b []byte) (json.RawMessage, error) {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 {
-		return json.RawMessage("null"), nil
+// appendStored writes v as it is stored; a missing value is null.
+func appendStored(buf []byte, v json.RawMessage) []byte {
+	if len(v) == 0 {
+		return append(buf, "null"...)
 	}
-	if !utf8.Valid(b) {
-		return nil, errNotUTF8
-	}
-	if nesting(b) > compactDepth {
-		return b, nil
-	}
-	c, err := compact(b)
-	if err != nil {
-		return nil, &ValueError{Reason: "the JSON column holds text that is not JSON: " + err.Error()}
-	}
-	if string(c) == "null" {
-		return nil, errJSONNull
-	}
-	return c, nil
+	return append(buf, v...)
 }
 
-var errJSONNull = &ValueError{Reason: "a JSON column's document null cannot be told apart from SQL NULL in audited_changes; store SQL NULL instead"}
+// TooDeepKey is the only key of the object that stands, in the JSON form of
+// audited_changes, for a value nested deeper than [MaxNestingDepth]; its
+// value is the stored value's JSON text, as a string.
+const TooDeepKey = "$too_deep"
 
-// isJSONColumn reports whether a field's column holds JSON documents.
-func isJSONColumn(f *schema.Field) bool {
-	return strings.Contains(strings.ToLower(string(f.DataType)), "json")
-}
-
-func encodeTime(t time.Time) (json.RawMessage, error) {
-	t = t.UTC()
-	if t.Year() < 1 || t.Year() > 9999 {
-		return nil, &ValueError{Reason: fmt.Sprintf("time %v is outside the years 0001-9999 that RFC 3339 can write", t)}
+// appendShown writes v for the JSON form of a row: as stored, unless it
+// nests deeper than MaxNestingDepth, in which case each element of a
+// top-level array (the two sides of an update) that does is written as
+// {"$too_deep": "<its JSON text>"}, and so is any other such value. Rows
+// holding such values can only come from before MaxNestingDepth was
+// enforced; this keeps them readable by every client.
+func appendShown(buf []byte, v json.RawMessage) []byte {
+	if nesting(v) <= MaxNestingDepth {
+		return appendStored(buf, v)
 	}
-	return json.RawMessage(`"` + t.Format(time.RFC3339Nano) + `"`), nil
-}
-
-func encodeNullTime(t sql.NullTime) (json.RawMessage, error) {
-	if !t.Valid {
-		return json.RawMessage("null"), nil
-	}
-	return encodeTime(t.Time)
-}
-
-func compact(b []byte) (json.RawMessage, error) {
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, b); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
-// encodeField renders field f of record rv. It reads values that are
-// already stored (the current row of a history), so it accepts documents
-// nested deeper than MaxNestingDepth; recordField refuses them.
-func encodeField(ctx context.Context, f *schema.Field, rv reflect.Value) (json.RawMessage, error) {
-	v, _ := f.ValueOf(ctx, rv)
-	b, err := encodeValue(v, isJSONColumn(f))
-	if err != nil {
-		var ve *ValueError
-		if errors.As(err, &ve) {
-			return nil, &ValueError{Column: f.DBName, Reason: ve.Reason}
+	if elems, ok := splitArray(v); ok {
+		buf = append(buf, '[')
+		for i, e := range elems {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = appendPlaceholder(buf, e)
 		}
-		return nil, fmt.Errorf("encode %s.%s: %w", f.Schema.Table, f.DBName, err)
+		return append(buf, ']')
 	}
-	return b, nil
+	return appendPlaceholder(buf, v)
 }
 
-// recordField renders field f of record rv for an audit row being written:
-// encodeField, refusing values nested deeper than MaxNestingDepth.
-func recordField(ctx context.Context, f *schema.Field, rv reflect.Value) (json.RawMessage, error) {
-	b, err := encodeField(ctx, f, rv)
-	if err != nil {
-		return nil, err
+func appendPlaceholder(buf []byte, v json.RawMessage) []byte {
+	if nesting(v) <= MaxNestingDepth {
+		return appendStored(buf, v)
 	}
-	if d := nesting(b); d > MaxNestingDepth {
-		ve := tooDeep(d)
-		ve.Column = f.DBName
-		return nil, ve
-	}
-	return b, nil
+	text, _ := json.Marshal(string(v)) // a string always marshals
+	return append(append(append(buf, `{"`+TooDeepKey+`":`...), text...), '}')
 }
 
-// check reports the first audited column of record rv whose value cannot
-// be recorded, as a *ValueError, or another error rendering it. Calling it
-// before a write refuses the write before anything reaches the database;
-// the values a record's audit rows are built from are checked anyway.
-func (m *model) check(ctx context.Context, rv reflect.Value) error {
-	for _, f := range m.fields {
-		if m.redact[f.DBName] {
-			continue
+// splitObject reads the JSON object b into its members, keeping each
+// value's text as it is (surrounding white space removed). A repeated key
+// keeps its last value, as with encoding/json.
+func splitObject(b []byte) (map[string]json.RawMessage, error) {
+	s := scanner{b: b}
+	s.space()
+	if !s.take('{') {
+		return nil, errNotObject
+	}
+	out := map[string]json.RawMessage{}
+	s.space()
+	if s.take('}') {
+		return out, s.end()
+	}
+	for {
+		s.space()
+		start := s.i
+		if err := s.skipString(); err != nil {
+			return nil, err
 		}
-		if _, err := recordField(ctx, f, rv); err != nil {
-			return err
+		var key string
+		if err := json.Unmarshal(b[start:s.i], &key); err != nil {
+			return nil, fmt.Errorf("key at offset %d: %w", start, err)
 		}
+		s.space()
+		if !s.take(':') {
+			return nil, s.errorf("':' expected")
+		}
+		v, err := s.value()
+		if err != nil {
+			return nil, err
+		}
+		out[key] = v
+		s.space()
+		if s.take('}') {
+			return out, s.end()
+		}
+		if !s.take(',') {
+			return nil, s.errorf("',' or '}' expected")
+		}
+	}
+}
+
+// splitArray reads the JSON array b into its elements' texts; ok is false
+// when b is not a valid array.
+func splitArray(b []byte) (elems []json.RawMessage, ok bool) {
+	s := scanner{b: b}
+	s.space()
+	if !s.take('[') {
+		return nil, false
+	}
+	s.space()
+	if s.take(']') {
+		return nil, s.end() == nil
+	}
+	for {
+		v, err := s.value()
+		if err != nil {
+			return nil, false
+		}
+		elems = append(elems, v)
+		s.space()
+		if s.take(']') {
+			return elems, s.end() == nil
+		}
+		if !s.take(',') {
+			return nil, false
+		}
+	}
+}
+
+// scanner reads JSON text without recursion.
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (s *scanner) errorf(format string, args ...any) error {
+	return fmt.Errorf("offset %d: "+format, append([]any{s.i}, args...)...)
+}
+
+func (s *scanner) space() {
+	for s.i < len(s.b) && (s.b[s.i] == ' ' || s.b[s.i] == '\t' || s.b[s.i] == '\n' || s.b[s.i] == '\r') {
+		s.i++
+	}
+}
+
+func (s *scanner) take(c byte) bool {
+	if s.i < len(s.b) && s.b[s.i] == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+func (s *scanner) end() error {
+	s.space()
+	if s.i != len(s.b) {
+		return s.errorf("text after the end of the object")
 	}
 	return nil
 }
 
-// snapshot is the audited_changes of a create or destroy: every audited
-// column with its value. Values that cannot be recorded are refused
-// (recordField), so a record still holding a document nested deeper than
-// MaxNestingDepth, stored before the limit, must be updated before it can
-// be hard-deleted.
-func (m *model) snapshot(ctx context.Context, rv reflect.Value) (Changes, error) {
-	c := make(Changes, len(m.fields))
-	for _, f := range m.fields {
-		if m.redact[f.DBName] {
-			c[f.DBName] = redacted
+func (s *scanner) skipString() error {
+	if !s.take('"') {
+		return s.errorf("string expected")
+	}
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case '\\':
+			s.i += 2
 			continue
+		case '"':
+			s.i++
+			return nil
 		}
-		b, err := recordField(ctx, f, rv)
-		if err != nil {
-			return nil, err
-		}
-		c[f.DBName] = b
+		s.i++
 	}
-	return c, nil
+	return s.errorf("unterminated string")
 }
 
-// diff is the audited_changes of an update: [old, new] for each audited
-// column whose value changed. It is empty when nothing audited changed.
-// Only new values are refused for their depth, so that a value stored
-// before MaxNestingDepth was enforced can be replaced.
-func (m *model) diff(ctx context.Context, old, new reflect.Value) (Changes, error) {
-	var c Changes
-	for _, f := range m.fields {
-		ob, err := encodeField(ctx, f, old)
-		if err != nil {
-			return nil, err
+// value reads one JSON value and returns its text. Values that
+// encoding/json can read are validated by it; deeper ones are checked for
+// balanced brackets and terminated strings only.
+func (s *scanner) value() (json.RawMessage, error) {
+	s.space()
+	start := s.i
+	var closers []byte
+	for s.i < len(s.b) {
+		c := s.b[s.i]
+		switch {
+		case c == '"':
+			if err := s.skipString(); err != nil {
+				return nil, err
+			}
+		case c == '[' || c == '{':
+			closers = append(closers, c+2) // ']' and '}' follow '[' and '{' by two
+			s.i++
+		case c == ']' || c == '}':
+			if len(closers) == 0 {
+				return s.scalar(start)
+			}
+			if closers[len(closers)-1] != c {
+				return nil, s.errorf("mismatched %q", c)
+			}
+			closers = closers[:len(closers)-1]
+			s.i++
+		case len(closers) == 0 && (c == ',' || c == ' ' || c == '\t' || c == '\n' || c == '\r'):
+			return s.scalar(start)
+		default:
+			s.i++
 		}
-		record := recordField
-		if m.redact[f.DBName] {
-			record = encodeField // compared, never recorded
+		if len(closers) == 0 && s.i > start && (c == '"' || c == ']' || c == '}') {
+			return s.valid(start)
 		}
-		nb, err := record(ctx, f, new)
-		if err != nil {
-			return nil, err
-		}
-		if bytes.Equal(ob, nb) {
-			continue
-		}
-		if c == nil {
-			c = Changes{}
-		}
-		if m.redact[f.DBName] {
-			ob, nb = redacted, redacted
-		}
-		pair := make([]byte, 0, len(ob)+len(nb)+3)
-		pair = append(append(append(append(append(pair, '['), ob...), ','), nb...), ']')
-		c[f.DBName] = pair
 	}
-	return c, nil
+	if len(closers) > 0 {
+		return nil, s.errorf("unterminated value")
+	}
+	return s.scalar(start)
 }
 
-// key renders a primary key or foreign key value as the text stored in
-// auditable_id and associated_id. A nil or zero key renders as "".
-func key(ctx context.Context, f *schema.Field, rv reflect.Value) string {
-	v, zero := f.ValueOf(ctx, rv)
-	if zero {
-		return ""
+// scalar ends a number, true, false or null that started at start.
+func (s *scanner) scalar(start int) (json.RawMessage, error) {
+	if s.i == start {
+		return nil, s.errorf("value expected")
 	}
-	r := reflect.ValueOf(v)
-	for r.Kind() == reflect.Pointer {
-		if r.IsNil() {
-			return ""
-		}
-		r = r.Elem()
-	}
-	if vr, ok := r.Interface().(driver.Valuer); ok {
-		dv, err := vr.Value()
-		if err != nil || dv == nil {
-			return ""
-		}
-		if b, ok := dv.([]byte); ok {
-			return string(b)
-		}
-		return fmt.Sprint(dv)
-	}
-	return fmt.Sprint(r.Interface())
+	return s.valid(start)
 }
 
-// accountOf returns the record's tenant, 0 when the model has none.
-func (m *model) accountOf(ctx context.Context, rv reflect.Value) int64 {
-	if m.account == nil {
-		return 0
+func (s *scanner) valid(start int) (json.RawMessage, error) {
+	v := json.RawMessage(bytes.Clone(s.b[start:s.i]))
+	if nesting(v) <= compactDepth && !json.Valid(v) {
+		return nil, fmt.Errorf("offset %d: invalid JSON value", start)
 	}
-	v, _ := m.account.ValueOf(ctx, rv)
-	r := reflect.ValueOf(v)
-	for r.Kind() == reflect.Pointer {
-		if r.IsNil() {
-			return 0
-		}
-		r = r.Elem()
-	}
-	switch r.Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return r.Int()
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return int64(r.Uint())
-	}
-	return 0
+	return v, nil
 }

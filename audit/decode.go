@@ -234,3 +234,32 @@ func normNumber(lit string) string {
 func sameJSON(a, b json.RawMessage) bool {
 	return bytes.Equal(a, b) || canonical(a) == canonical(b)
 }
+
+// decodeInto sets rv's primary key to id and its audited columns from attrs,
+// except redacted columns, columns absent from attrs and those in skip.
+func (m *model) decodeInto(ctx context.Context, id string, attrs Changes, rv reflect.Value, skip map[string]bool) error {
+	if err := m.setKey(ctx, rv, id); err != nil {
+		return err
+	}
+	for _, f := range m.fields {
+		raw, ok := attrs[f.DBName]
+		if !ok || m.redact[f.DBName] || skip[f.DBName] {
+			continue
+		}
+		if err := decodeField(ctx, f, rv, raw); err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+	}
+	return nil
+}
+
+func (m *model) setKey(ctx context.Context, rv reflect.Value, id string) error {
+	v, err := m.keyValue(id)
+	if err != nil {
+		return err
+	}
+	if err := m.pk.Set(ctx, rv, v); err != nil {
+		return fmt.Errorf("audit: set %s.%s to %q: %w", m.schema.Table, m.pk.DBName, id, err)
+	}
+	return nil
+}

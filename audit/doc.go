@@ -1,5 +1,7 @@
 // Package audit records every create, update and delete of registered GORM
-// models as versioned audit rows, in the same transaction as the change.
+// models as versioned audit rows, in the same transaction as the change,
+// and reads those rows back: a record's past states, diffs between them,
+// and reverts to them.
 //
 // # Setup
 //

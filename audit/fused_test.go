@@ -104,7 +104,7 @@ func TestDatabaseRenderingMatchesGo(t *testing.T) {
 	require.NoError(t, db.Use(p))
 	m := p.byType["Sample"]
 	if db.Dialector.Name() == "postgres" {
-		require.NotEmpty(t, m.snapshotSQL, "every column of sample can be rendered by PostgreSQL")
+		require.NotNil(t, m.fuse, "every column of sample can be rendered by PostgreSQL")
 	}
 
 	note := "a <note> & \"quotes\" \u00e9"
@@ -181,7 +181,7 @@ func TestModelsPostgreSQLCannotRenderKeepThePortablePath(t *testing.T) {
 	require.NoError(t, db.AutoMigrate(&blob{}, &sample{}))
 	p := New(Config{Models: []Model{{Value: &blob{}, Type: "Blob"}, {Value: &sample{}, Type: "Sample"}}})
 	require.NoError(t, db.Use(p))
-	require.Empty(t, p.byType["Blob"].snapshotSQL)
+	require.Nil(t, p.byType["Blob"].fuse)
 
 	b := blob{ID: "b1", AccountID: 3, Data: []byte("one")}
 	require.NoError(t, db.Create(&b).Error)

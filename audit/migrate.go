@@ -8,6 +8,7 @@ import (
 
 	"github.com/gormaudit/gormaudit/internal/auditsql"
 	"github.com/gormaudit/gormaudit/internal/dialect"
+	"github.com/gormaudit/gormaudit/internal/pgfuse"
 )
 
 // Migrate creates or updates the audit tables (audits, audit_accounts and
@@ -35,10 +36,10 @@ func Migrate(ctx context.Context, db *gorm.DB) error {
 		if err := db.WithContext(ctx).Exec(auditsql.CreateNextVersionFunction()).Error; err != nil {
 			return fmt.Errorf("audit: migrate: create gormaudit_next_version: %w", err)
 		}
-		if err := db.WithContext(ctx).Exec(refuseFunction).Error; err != nil {
+		if err := db.WithContext(ctx).Exec(pgfuse.RefuseFunction).Error; err != nil {
 			return fmt.Errorf("audit: migrate: create gormaudit_refuse: %w", err)
 		}
-		if err := db.WithContext(ctx).Exec(refuseChangeFunction).Error; err != nil {
+		if err := db.WithContext(ctx).Exec(pgfuse.RefuseChangeFunction).Error; err != nil {
 			return fmt.Errorf("audit: migrate: create gormaudit_refuse_change: %w", err)
 		}
 	}

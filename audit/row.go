@@ -1,17 +1,11 @@
 package audit
 
 import (
-	"database/sql/driver"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"time"
 
-	"gorm.io/gorm"
-	"gorm.io/gorm/schema"
-
 	"github.com/gormaudit/gormaudit/internal/auditsql"
-	"github.com/gormaudit/gormaudit/internal/dialect"
 )
 
 // Action is what happened to an audited record.
@@ -81,74 +75,6 @@ type Audit struct {
 // TableName implements gorm's Tabler.
 func (Audit) TableName() string { return TableName }
 
-// Changes is the audited_changes column: each audited column's value (create,
-// destroy) or its [old, new] pair (update), as JSON. Its text, in the
-// database and in JSON, has the keys in PostgreSQL's jsonb order (shorter
-// keys first, then bytewise), the order of the hosted endpoint's rows.
-type Changes map[string]json.RawMessage
-
-// Value implements driver.Valuer: the changes as a JSON text.
-func (c Changes) Value() (driver.Value, error) {
-	if c == nil {
-		return "{}", nil
-	}
-	return string(c.appendObject(nil, appendStored)), nil
-}
-
-// MarshalJSON renders the changes with their keys in jsonb order. A value
-// nested deeper than [MaxNestingDepth], which only rows written before the
-// limit can hold, is rendered as {"$too_deep": "<its JSON text>"} (see
-// [TooDeepKey]; for an update, each side of the pair on its own), so that
-// every row can be read by clients whose JSON parsers limit nesting.
-func (c Changes) MarshalJSON() ([]byte, error) {
-	if c == nil {
-		return []byte("null"), nil
-	}
-	return c.appendObject(nil, appendShown), nil
-}
-
-// Scan implements sql.Scanner. It reads values nested at any depth.
-func (c *Changes) Scan(src any) error {
-	var b []byte
-	switch v := src.(type) {
-	case nil:
-		*c = nil
-		return nil
-	case string:
-		b = []byte(v)
-	case []byte:
-		b = v
-	default:
-		return fmt.Errorf("audit: scan audited_changes from %T", src)
-	}
-	m, err := splitObject(b)
-	if err != nil {
-		return fmt.Errorf("audit: decode audited_changes: %w", err)
-	}
-	*c = m
-	return nil
-}
-
-// GormDBDataType stores the changes as jsonb on PostgreSQL and as JSON text
-// elsewhere.
-func (Changes) GormDBDataType(db *gorm.DB, _ *schema.Field) string {
-	return dialect.Of(db).JSONType()
-}
-
-// Pair returns the old and new values of an update's column. ok is false when
-// the column is absent or is not an [old, new] pair.
-func (c Changes) Pair(column string) (old, new json.RawMessage, ok bool) {
-	raw, present := c[column]
-	if !present {
-		return nil, nil, false
-	}
-	pair, isArray := splitArray(raw) // at any depth
-	if !isArray || len(pair) != 2 {
-		return nil, nil, false
-	}
-	return pair[0], pair[1], true
-}
-
 // MarshalJSON renders the row in the audit-row format: created_at as RFC
 // 3339 in UTC with milliseconds, like the hosted endpoint, and the metadata
 // a row may lack (associated_id, associated_type, comment, remote_address,
@@ -201,3 +127,12 @@ func (a *Audit) UnmarshalJSON(b []byte) error {
 // TimeFormat is how an audit row's created_at is rendered in JSON: RFC 3339,
 // UTC, milliseconds.
 const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// Ref names one audited record: its registered auditable type and its primary
+// key as text, as in an audit row's auditable_type and auditable_id.
+type Ref struct {
+	Type string `json:"auditable_type"`
+	ID   string `json:"auditable_id"`
+}
+
+func (r Ref) String() string { return r.Type + " " + r.ID }

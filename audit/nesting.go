@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"errors"
 	"fmt"
 )
 
@@ -13,33 +12,6 @@ import (
 // (Go's encoding/json at 10,000, Ruby's at 100). Values stored before the
 // limit existed are rendered as described in the package documentation.
 const MaxNestingDepth = 64
-
-// ErrUnsupportedValue is matched (with errors.Is) by every [*ValueError]:
-// a write whose value cannot be recorded exactly was refused.
-var ErrUnsupportedValue = errors.New("audit: value cannot be recorded")
-
-// ValueError reports a column value that audited_changes cannot record
-// exactly, such as NaN, a string that is not valid UTF-8, a JSON document
-// null or one nested deeper than [MaxNestingDepth]. A write is refused with
-// it (wrapped in a [*WriteError]) before anything is written, or rolled back
-// with its transaction.
-type ValueError struct {
-	// Column is the column's name, empty when the value was checked on
-	// its own (see [CheckNesting]).
-	Column string
-	// Reason says what is wrong with the value and what to store instead.
-	Reason string
-}
-
-func (e *ValueError) Error() string {
-	if e.Column == "" {
-		return "audit: value cannot be recorded: " + e.Reason
-	}
-	return fmt.Sprintf("audit: value of %s cannot be recorded: %s", e.Column, e.Reason)
-}
-
-// Is makes errors.Is(err, ErrUnsupportedValue) true.
-func (e *ValueError) Is(target error) bool { return target == ErrUnsupportedValue }
 
 // CheckNesting reports a [*ValueError] when the JSON text doc nests arrays
 // and objects deeper than [MaxNestingDepth], the depth beyond which the

@@ -1,18 +1,19 @@
 package audit
 
 import (
-	"context"
 	"fmt"
 	"reflect"
+	"strings"
 
+	"github.com/gormaudit/gormaudit/internal/pgfuse"
 	"gorm.io/gorm"
 	"gorm.io/gorm/callbacks"
 	"gorm.io/gorm/clause"
 	"gorm.io/gorm/schema"
 )
 
-// create wraps gorm's own create callback. Statements that are not audited
-// go to it unchanged. For an audited model every audit row is computed from
+// auditedCreate runs a create of an audited model (see Plugin.wrap);
+// gormCreate is gorm's own create callback. Every audit row is computed from
 // the row as the database stored it (column defaults, Omit and Select, type
 // conversions), never from the caller's struct:
 //
@@ -20,50 +21,31 @@ import (
 //     the audit rows (fuseCreate), and gorm runs it;
 //   - otherwise, and for every upsert, the plugin runs the INSERT itself
 //     with RETURNING every column (insertReturning), inside a savepoint.
-func (p *Plugin) create(gormCreate func(*gorm.DB)) func(*gorm.DB) {
-	return func(db *gorm.DB) {
-		m, refused := p.target(db, ActionCreate)
-		if refused {
+func (p *Plugin) auditedCreate(db *gorm.DB, r *recorder, gormCreate func(*gorm.DB)) {
+	if db.DryRun {
+		gormCreate(db)
+		return
+	}
+	// Values the encoder refuses are refused before anything is
+	// written; what the database stores is checked again afterwards.
+	recs, _ := records(db.Statement.ReflectValue)
+	for _, rv := range recs {
+		if err := r.m.check(r.ctx, rv); err != nil {
+			r.fail(err)
 			return
 		}
-		if m == nil {
-			gormCreate(db)
-			return
+	}
+	_, upsert := db.Statement.Clauses["ON CONFLICT"]
+	_, userReturning := db.Statement.Clauses["RETURNING"]
+	switch {
+	case !upsert && !userReturning && p.canFuse(r):
+		p.fuseCreate(db, r)
+		gormCreate(db)
+		if db.Error != nil {
+			db.Error = r.fusedError(db.Error)
 		}
-		if err := refuseCreate(db.Statement); err != nil {
-			_ = db.AddError(&WriteError{Type: m.typeName, Action: ActionCreate, Err: err})
-			return
-		}
-		r, err := p.start(db, m, ActionCreate)
-		if err != nil {
-			_ = db.AddError(err)
-			return
-		}
-		if db.DryRun {
-			gormCreate(db)
-			return
-		}
-		// Values the encoder refuses are refused before anything is
-		// written; what the database stores is checked again afterwards.
-		recs, _ := records(db.Statement.ReflectValue)
-		for _, rv := range recs {
-			if err := m.check(r.ctx, rv); err != nil {
-				r.fail(err)
-				return
-			}
-		}
-		_, upsert := db.Statement.Clauses["ON CONFLICT"]
-		_, userReturning := db.Statement.Clauses["RETURNING"]
-		switch {
-		case !upsert && !userReturning && p.canFuse(r):
-			p.fuseCreate(db, r)
-			gormCreate(db)
-			if db.Error != nil {
-				db.Error = r.fusedError(db.Error)
-			}
-		default:
-			p.insertReturning(db, r)
-		}
+	default:
+		p.insertReturning(db, r)
 	}
 }
 
@@ -182,38 +164,6 @@ func (p *Plugin) buildInsert(stmt *gorm.Statement, m *model) (*builtInsert, erro
 	return b, nil
 }
 
-// deliveredFields lists the fields gorm's create would scan back into the
-// caller's records: the columns of the caller's RETURNING clause (all for
-// RETURNING *), else the columns with database defaults.
-func deliveredFields(stmt *gorm.Statement, c clause.Clause, returned bool) []*schema.Field {
-	if !returned {
-		var out []*schema.Field
-		for _, f := range stmt.Schema.FieldsWithDefaultDBValue {
-			if f.Readable {
-				out = append(out, f)
-			}
-		}
-		return out
-	}
-	ret, _ := c.Expression.(clause.Returning)
-	if len(ret.Columns) == 0 || (len(ret.Columns) == 1 && ret.Columns[0].Name == "*") {
-		var out []*schema.Field
-		for _, f := range stmt.Schema.Fields {
-			if f.DBName != "" && f.Readable {
-				out = append(out, f)
-			}
-		}
-		return out
-	}
-	var out []*schema.Field
-	for _, col := range ret.Columns {
-		if f := stmt.Schema.LookUpField(col.Name); f != nil && f.DBName != "" {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
 // insertAttempt runs one attempt of insertReturning. It reports raced when
 // an upsert updated a row it had not read before.
 func (p *Plugin) insertAttempt(db *gorm.DB, r *recorder, b *builtInsert) (raced bool) {
@@ -288,72 +238,73 @@ func (p *Plugin) lockExisting(db *gorm.DB, m *model, recs []reflect.Value) (map[
 	return existing, nil
 }
 
-// recordUpdate queues the audit row of one record changed from old to new
-// (an update, or a revert's re-insert), refusing a change of account. It
-// reports false, having failed the statement, on an error.
-func (r *recorder) recordUpdate(old, new reflect.Value, action Action) bool {
-	if err := r.m.checkSameRecord(r.ctx, old, new); err != nil {
-		r.fail(err)
-		return false
-	}
-	changes, err := r.m.diff(r.ctx, old, new)
-	if err != nil {
-		r.fail(err)
-		return false
-	}
-	if len(changes) > 0 {
-		r.addAction(new, action, changes)
-	}
-	return true
-}
-
-// checkSameRecord refuses a write that gives a record another primary key
-// or moves it to another account: its history would no longer be one
-// record's, filed under one account.
-func (m *model) checkSameRecord(ctx context.Context, old, new reflect.Value) error {
-	if from, to := key(ctx, m.pk, old), key(ctx, m.pk, new); from != to {
-		return fmt.Errorf("%w: the primary key %s changed from %s to %s", ErrUnsupportedWrite, m.pk.DBName, from, to)
-	}
-	if m.account != nil {
-		if from, to := m.accountOf(ctx, old), m.accountOf(ctx, new); from != to {
-			return &AccountMoveError{Ref: Ref{Type: m.typeName, ID: key(ctx, m.pk, new)}, From: from, To: to}
+// records returns the struct values a create statement wrote: one for a
+// struct, one per element for a slice or array. ok is false for forms that
+// hold no structs, such as maps.
+func records(rv reflect.Value) (out []reflect.Value, ok bool) {
+	for rv.Kind() == reflect.Pointer || rv.Kind() == reflect.Interface {
+		if rv.IsNil() {
+			return nil, false
 		}
+		rv = rv.Elem()
 	}
-	return nil
-}
-
-// deliverCreated gives the caller's records what gorm's create would have
-// scanned into them: the fields in deliver, from the rows written. Rows are
-// matched to records by primary key, and records without one (keys the
-// database assigns) in order.
-func deliverCreated(db *gorm.DB, recs, written []reflect.Value, deliver []*schema.Field, m *model) {
-	if len(deliver) == 0 {
-		return
-	}
-	ctx := db.Statement.Context
-	byKey := make(map[string]reflect.Value, len(recs))
-	var unkeyed []reflect.Value
-	for _, rv := range recs {
-		if _, zero := m.pk.ValueOf(ctx, rv); zero {
-			unkeyed = append(unkeyed, rv)
-		} else {
-			byKey[key(ctx, m.pk, rv)] = rv
-		}
-	}
-	for _, w := range written {
-		dst, ok := byKey[key(ctx, m.pk, w)]
-		if !ok {
-			if len(unkeyed) == 0 {
-				continue
+	switch rv.Kind() {
+	case reflect.Struct:
+		return []reflect.Value{rv}, true
+	case reflect.Slice, reflect.Array:
+		out = make([]reflect.Value, 0, rv.Len())
+		for i := 0; i < rv.Len(); i++ {
+			elem := rv.Index(i)
+			for elem.Kind() == reflect.Pointer || elem.Kind() == reflect.Interface {
+				if elem.IsNil() {
+					return nil, false
+				}
+				elem = elem.Elem()
 			}
-			dst, unkeyed = unkeyed[0], unkeyed[1:]
+			if elem.Kind() != reflect.Struct {
+				return nil, false
+			}
+			out = append(out, elem)
 		}
-		if !dst.CanAddr() {
-			continue
-		}
-		for _, f := range deliver {
-			v, _ := f.ValueOf(ctx, w)
-			_ = f.Set(ctx, dst, v)
+		return out, true
+	}
+	return nil, false
+}
+
+// fuseCreate builds the statement gorm:create will run: the INSERT gorm
+// would build, returning every column for the audit rows, wrapped with the
+// audit INSERT. gorm:create finds the SQL built and runs it, scanning what
+// it would have scanned (the columns with database defaults) or counting
+// the rows.
+func (p *Plugin) fuseCreate(db *gorm.DB, r *recorder) {
+	stmt := db.Statement
+	// gorm's own preparation, as in callbacks.Create.
+	if !stmt.Unscoped {
+		for _, c := range stmt.Schema.CreateClauses {
+			stmt.AddClause(c)
 		}
 	}
+	var returned []clause.Column
+	for _, f := range stmt.Schema.FieldsWithDefaultDBValue {
+		if f.Readable {
+			returned = append(returned, clause.Column{Name: f.DBName})
+		}
+	}
+	stmt.AddClauseIfNotExists(clause.Insert{})
+	stmt.AddClause(callbacks.ConvertToCreateValues(stmt))
+
+	stmt.Clauses["RETURNING"] = clause.Clause{Name: "RETURNING", Expression: clause.Returning{}}
+	stmt.Build(stmt.BuildClauses...)
+	selectList := "1" // counted by gorm's Exec as the rows affected
+	if len(returned) > 0 {
+		stmt.Clauses["RETURNING"] = clause.Clause{Name: "RETURNING", Expression: clause.Returning{Columns: returned}}
+		names := make([]string, len(returned))
+		for i, c := range returned {
+			names[i] = pgfuse.QuoteIdent(c.Name)
+		}
+		selectList = strings.Join(names, ", ")
+	} else {
+		delete(stmt.Clauses, "RETURNING")
+	}
+	r.wrapFused(stmt, ActionCreate, selectList)
 }

@@ -142,3 +142,22 @@ func insertRow(a *Audit) (auditsql.Row, error) {
 		Action: string(a.Action), Changes: changes, Comment: a.Comment, RemoteAddress: a.RemoteAddress,
 		RequestUUID: a.RequestUUID, CreatedAt: a.CreatedAt}, nil
 }
+
+// recordUpdate queues the audit row of one record changed from old to new
+// (an update, or a revert's re-insert), refusing a change of account. It
+// reports false, having failed the statement, on an error.
+func (r *recorder) recordUpdate(old, new reflect.Value, action Action) bool {
+	if err := r.m.checkSameRecord(r.ctx, old, new); err != nil {
+		r.fail(err)
+		return false
+	}
+	changes, err := r.m.diff(r.ctx, old, new)
+	if err != nil {
+		r.fail(err)
+		return false
+	}
+	if len(changes) > 0 {
+		r.addAction(new, action, changes)
+	}
+	return true
+}

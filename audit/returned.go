@@ -32,11 +32,6 @@ func scanWritten(ctx context.Context, rows *sql.Rows, sch *schema.Schema) (writt
 	return got[0], inserted, nil
 }
 
-// pkIn is the condition "primary key in keys".
-func (m *model) pkIn(keys []any) clause.Expression {
-	return clause.IN{Column: clause.Column{Table: clause.CurrentTable, Name: m.pk.DBName}, Values: keys}
-}
-
 // scanPairs reads rows whose columns are two whole records side by side,
 // such as RETURNING old.*, new.*. It closes rows.
 func scanPairs(ctx context.Context, rows *sql.Rows, sch *schema.Schema) (first, second []reflect.Value, err error) {
@@ -111,56 +106,6 @@ func scanGroups(ctx context.Context, rows *sql.Rows, sch *schema.Schema, n int) 
 	return out, flags, rows.Err()
 }
 
-// records returns the struct values a create statement wrote: one for a
-// struct, one per element for a slice or array. ok is false for forms that
-// hold no structs, such as maps.
-func records(rv reflect.Value) (out []reflect.Value, ok bool) {
-	for rv.Kind() == reflect.Pointer || rv.Kind() == reflect.Interface {
-		if rv.IsNil() {
-			return nil, false
-		}
-		rv = rv.Elem()
-	}
-	switch rv.Kind() {
-	case reflect.Struct:
-		return []reflect.Value{rv}, true
-	case reflect.Slice, reflect.Array:
-		out = make([]reflect.Value, 0, rv.Len())
-		for i := 0; i < rv.Len(); i++ {
-			elem := rv.Index(i)
-			for elem.Kind() == reflect.Pointer || elem.Kind() == reflect.Interface {
-				if elem.IsNil() {
-					return nil, false
-				}
-				elem = elem.Elem()
-			}
-			if elem.Kind() != reflect.Struct {
-				return nil, false
-			}
-			out = append(out, elem)
-		}
-		return out, true
-	}
-	return nil, false
-}
-
-// hasMissingWhere mirrors gorm's own guard: an update or delete without
-// conditions needs AllowGlobalUpdate.
-func hasMissingWhere(db *gorm.DB) bool {
-	if db.AllowGlobalUpdate {
-		return false
-	}
-	where, ok := db.Statement.Clauses["WHERE"]
-	if !ok {
-		return true
-	}
-	if _, softDelete := db.Statement.Clauses["soft_delete_enabled"]; softDelete {
-		w, _ := where.Expression.(clause.Where)
-		return len(w.Exprs) <= 1
-	}
-	return false
-}
-
 // deliverReturning gives the caller the rows of a RETURNING clause it asked
 // for itself, as gorm would have: the clause's columns (every column for
 // RETURNING *) into the struct for a single row, or into the slice's
@@ -206,6 +151,74 @@ func deliverReturning(db *gorm.DB, rows []reflect.Value, c clause.Clause) {
 				dst = dst.Elem()
 			}
 			set(dst, rows[i])
+		}
+	}
+}
+
+// deliveredFields lists the fields gorm's create would scan back into the
+// caller's records: the columns of the caller's RETURNING clause (all for
+// RETURNING *), else the columns with database defaults.
+func deliveredFields(stmt *gorm.Statement, c clause.Clause, returned bool) []*schema.Field {
+	if !returned {
+		var out []*schema.Field
+		for _, f := range stmt.Schema.FieldsWithDefaultDBValue {
+			if f.Readable {
+				out = append(out, f)
+			}
+		}
+		return out
+	}
+	ret, _ := c.Expression.(clause.Returning)
+	if len(ret.Columns) == 0 || (len(ret.Columns) == 1 && ret.Columns[0].Name == "*") {
+		var out []*schema.Field
+		for _, f := range stmt.Schema.Fields {
+			if f.DBName != "" && f.Readable {
+				out = append(out, f)
+			}
+		}
+		return out
+	}
+	var out []*schema.Field
+	for _, col := range ret.Columns {
+		if f := stmt.Schema.LookUpField(col.Name); f != nil && f.DBName != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// deliverCreated gives the caller's records what gorm's create would have
+// scanned into them: the fields in deliver, from the rows written. Rows are
+// matched to records by primary key, and records without one (keys the
+// database assigns) in order.
+func deliverCreated(db *gorm.DB, recs, written []reflect.Value, deliver []*schema.Field, m *model) {
+	if len(deliver) == 0 {
+		return
+	}
+	ctx := db.Statement.Context
+	byKey := make(map[string]reflect.Value, len(recs))
+	var unkeyed []reflect.Value
+	for _, rv := range recs {
+		if _, zero := m.pk.ValueOf(ctx, rv); zero {
+			unkeyed = append(unkeyed, rv)
+		} else {
+			byKey[key(ctx, m.pk, rv)] = rv
+		}
+	}
+	for _, w := range written {
+		dst, ok := byKey[key(ctx, m.pk, w)]
+		if !ok {
+			if len(unkeyed) == 0 {
+				continue
+			}
+			dst, unkeyed = unkeyed[0], unkeyed[1:]
+		}
+		if !dst.CanAddr() {
+			continue
+		}
+		for _, f := range deliver {
+			v, _ := f.ValueOf(ctx, w)
+			_ = f.Set(ctx, dst, v)
 		}
 	}
 }

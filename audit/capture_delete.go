@@ -8,37 +8,13 @@ import (
 	"gorm.io/gorm/schema"
 )
 
-// delete wraps gorm's own delete callback. Statements on models that are not
-// audited go to it unchanged. For audited models it runs the same DELETE (or,
-// for soft-deleted models, the same UPDATE of the deletion column) with
-// RETURNING every column, and records each returned row as a destroy: the
-// statement itself locks and reports exactly the rows it removed, so no read
-// beforehand is needed. On PostgreSQL the same statement also inserts the
-// audit rows (see fused.go).
-func (p *Plugin) delete(gormDelete func(*gorm.DB)) func(*gorm.DB) {
-	return func(db *gorm.DB) {
-		m, refused := p.target(db, ActionDestroy)
-		if refused {
-			return
-		}
-		if m == nil {
-			gormDelete(db)
-			return
-		}
-		if db.Statement.SQL.Len() != 0 {
-			_ = db.AddError(&WriteError{Type: m.typeName, Action: ActionDestroy, Err: ErrUnsupportedWrite})
-			return
-		}
-		r, err := p.start(db, m, ActionDestroy)
-		if err != nil {
-			_ = db.AddError(err)
-			return
-		}
-		p.auditedDelete(db, r)
-	}
-}
-
-func (p *Plugin) auditedDelete(db *gorm.DB, r *recorder) {
+// auditedDelete runs a delete of an audited model (see Plugin.wrap); it runs
+// the same DELETE (or, for soft-deleted models, the same UPDATE of the
+// deletion column) with RETURNING every column, and records each returned
+// row as a destroy: the statement itself locks and reports exactly the rows
+// it removed, so no read beforehand is needed. On PostgreSQL the same
+// statement also inserts the audit rows (see capture_single.go).
+func (p *Plugin) auditedDelete(db *gorm.DB, r *recorder, _ func(*gorm.DB)) {
 	stmt := db.Statement
 	// Every column is returned, whatever the caller asked for: the caller's
 	// RETURNING columns are delivered afterwards. Set before the schema's

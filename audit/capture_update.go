@@ -1,18 +1,25 @@
 package audit
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"reflect"
 
+	"github.com/gormaudit/gormaudit/internal/pgfuse"
 	"gorm.io/gorm"
 	"gorm.io/gorm/callbacks"
 	"gorm.io/gorm/clause"
+	"gorm.io/gorm/schema"
 )
 
-// update wraps gorm's own update callback. Statements on models that are not
-// audited go to it unchanged. For audited models it runs the same UPDATE so
-// that old and new values come from the database itself. On PostgreSQL it
-// is one statement that also writes the audit rows (fusedUpdate). Elsewhere:
+// lockBatch bounds the primary keys in one UPDATE ... WHERE pk IN (...).
+const lockBatch = 5000
+
+// auditedUpdate runs an update of an audited model (see Plugin.wrap); it
+// runs the same UPDATE so that old and new values come from the database
+// itself. On PostgreSQL it is one statement that also writes the audit rows
+// (fusedUpdate). Elsewhere:
 //
 //  1. SELECT the matching rows (FOR UPDATE where supported): the old values,
 //     and a lock that keeps concurrent writers of those records, and their
@@ -20,33 +27,7 @@ import (
 //  2. UPDATE exactly those rows, RETURNING every column: the new values,
 //     including what SQL expressions such as position + 1 evaluated to;
 //  3. INSERT one audit row per record whose audited columns changed.
-func (p *Plugin) update(gormUpdate func(*gorm.DB)) func(*gorm.DB) {
-	return func(db *gorm.DB) {
-		m, refused := p.target(db, ActionUpdate)
-		if refused {
-			return
-		}
-		if m == nil {
-			gormUpdate(db)
-			return
-		}
-		if db.Statement.SQL.Len() != 0 {
-			_ = db.AddError(&WriteError{Type: m.typeName, Action: ActionUpdate, Err: ErrUnsupportedWrite})
-			return
-		}
-		r, err := p.start(db, m, ActionUpdate)
-		if err != nil {
-			_ = db.AddError(err)
-			return
-		}
-		p.auditedUpdate(db, r)
-	}
-}
-
-// lockBatch bounds the primary keys in one UPDATE ... WHERE pk IN (...).
-const lockBatch = 5000
-
-func (p *Plugin) auditedUpdate(db *gorm.DB, r *recorder) {
+func (p *Plugin) auditedUpdate(db *gorm.DB, r *recorder, _ func(*gorm.DB)) {
 	stmt := db.Statement
 	// The first steps are gorm's callbacks.Update, unchanged.
 	for _, c := range stmt.Schema.UpdateClauses {
@@ -259,4 +240,102 @@ func (p *Plugin) selectRows(db *gorm.DB, m *model, where []clause.Expression) ([
 		return nil, err
 	}
 	return scanRecords(db.Statement.Context, rows, m.schema)
+}
+
+// checkSameRecord refuses a write that gives a record another primary key
+// or moves it to another account: its history would no longer be one
+// record's, filed under one account.
+func (m *model) checkSameRecord(ctx context.Context, old, new reflect.Value) error {
+	if from, to := key(ctx, m.pk, old), key(ctx, m.pk, new); from != to {
+		return fmt.Errorf("%w: the primary key %s changed from %s to %s", ErrUnsupportedWrite, m.pk.DBName, from, to)
+	}
+	if m.account != nil {
+		if from, to := m.accountOf(ctx, old), m.accountOf(ctx, new); from != to {
+			return &AccountMoveError{Ref: Ref{Type: m.typeName, ID: key(ctx, m.pk, new)}, From: from, To: to}
+		}
+	}
+	return nil
+}
+
+// fusedUpdate runs an update on PostgreSQL as one statement
+// (pgfuse.Capture.WriteUpdateStatement) that locks the matching rows,
+// updates them, and writes an audit row for each whose audited columns
+// changed. Its own part is writeLockingUpdate's, returning each row as it
+// was before the updated row:
+//
+//	UPDATE "steps" SET ... FROM (SELECT "steps"."id" AS "__audit_pk", "steps" AS "__audit_old"
+//	  FROM "steps" WHERE <conditions> FOR UPDATE) AS "__audit"
+//	WHERE "steps"."id" = "__audit"."__audit_pk"
+//	RETURNING "__audit"."__audit_old" AS "__audit_o", "steps".*
+//
+// The sub-select locks each row before the UPDATE reaches it and yields it
+// as it is once locked, so the old values are the ones replaced even when
+// concurrent writers queue on the same rows. It returns the rows updated.
+func (p *Plugin) fusedUpdate(db *gorm.DB, r *recorder) (int64, error) {
+	stmt := db.Statement
+	stmt.SQL.Reset()
+	stmt.Vars = stmt.Vars[:0]
+	r.m.fuse.WriteUpdateStatement(stmt, r.ownPart(stmt, func() {
+		writeLockingUpdate(stmt, r.m.pk.DBName, `"__audit"."__audit_old" AS `+pgfuse.OldRowColumn)
+	}), r.insertAudits(stmt, ActionUpdate))
+	rows, err := stmt.ConnPool.QueryContext(r.ctx, stmt.SQL.String(), stmt.Vars...)
+	if err != nil {
+		return 0, r.fusedError(err)
+	}
+	defer rows.Close()
+	var n int64
+	for rows.Next() {
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return 0, r.fusedError(err)
+	}
+	return n, nil
+}
+
+// checked reports whether a column's values can be refused by the encoder
+// in ways a SQL expression could reach unseen: JSON documents (null, too
+// deep) and floating-point numbers (NaN, infinities).
+func checked(f *schema.Field) bool {
+	if isJSONColumn(f) {
+		return true
+	}
+	t := f.FieldType
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t.Kind() == reflect.Float32 || t.Kind() == reflect.Float64
+}
+
+// checkAssignments runs the encoder over an update's SET values before the
+// update runs, so that a value it refuses is refused with nothing written
+// (model.check does the same for a create's records). It reports portable
+// true when a checked column is set to a SQL expression, whose result only
+// the portable path sees, read back, before its audit row is written.
+func (m *model) checkAssignments(stmt *gorm.Statement) (portable bool, err error) {
+	set, _ := stmt.Clauses["SET"].Expression.(clause.Set)
+	for _, a := range set {
+		f := m.schema.LookUpField(a.Column.Name)
+		if f == nil || !m.audits(f.DBName) || m.redact[f.DBName] {
+			continue
+		}
+		if _, expr := a.Value.(clause.Expression); expr {
+			portable = portable || checked(f)
+			continue
+		}
+		b, err := encodeValue(a.Value, isJSONColumn(f))
+		if err == nil {
+			if d := nesting(b); d > MaxNestingDepth {
+				err = tooDeep(d)
+			}
+		}
+		if err != nil {
+			var ve *ValueError
+			if errors.As(err, &ve) && ve.Column == "" {
+				ve.Column = f.DBName
+			}
+			return false, fmt.Errorf("encode %s.%s: %w", m.schema.Table, f.DBName, err)
+		}
+	}
+	return portable, nil
 }

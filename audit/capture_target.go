@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // target decides how the plugin treats a write statement: it returns the
@@ -104,4 +105,30 @@ func normTable(ref string) string {
 		ref = ref[i+1:]
 	}
 	return strings.ToLower(strings.TrimSpace(ref))
+}
+
+// hasMissingWhere mirrors gorm's own guard: an update or delete without
+// conditions needs AllowGlobalUpdate.
+func hasMissingWhere(db *gorm.DB) bool {
+	if db.AllowGlobalUpdate {
+		return false
+	}
+	where, ok := db.Statement.Clauses["WHERE"]
+	if !ok {
+		return true
+	}
+	if _, softDelete := db.Statement.Clauses["soft_delete_enabled"]; softDelete {
+		w, _ := where.Expression.(clause.Where)
+		return len(w.Exprs) <= 1
+	}
+	return false
+}
+
+// refuseBuiltSQL refuses an update or a delete whose SQL was built before
+// its callback: the plugin could not run it to see the rows it changes.
+func refuseBuiltSQL(stmt *gorm.Statement) error {
+	if stmt.SQL.Len() != 0 {
+		return ErrUnsupportedWrite
+	}
+	return nil
 }

@@ -1,0 +1,151 @@
+package audit
+
+import (
+	"fmt"
+	"strings"
+
+	"unicode/utf8"
+
+	"gorm.io/gorm"
+
+	"github.com/gormaudit/gormaudit/internal/auditsql"
+	"github.com/gormaudit/gormaudit/internal/dialect"
+	"github.com/gormaudit/gormaudit/internal/pgfuse"
+)
+
+// On PostgreSQL a write and its audit rows are one statement: the INSERT,
+// DELETE or soft delete's UPDATE becomes a data-modifying CTE whose
+// returned rows a second CTE inserts as audit rows, so an audited write
+// costs no extra round trip. internal/pgfuse renders the statements'
+// model-specific SQL once, at registration (prepareCapture), matching
+// encodeValue; the audit INSERT itself is auditsql's
+// (auditsql.WriteInsertSelect), its version from the function
+// gormaudit_next_version, which sees the audit rows of the transactions the
+// statement waited for. This file holds what the capture strategies share:
+// whether a write can be captured so, the INSERT, and naming its failures.
+
+// fuseRules are the encoder's rules the single-statement SQL follows.
+var fuseRules = pgfuse.Rules{RedactedValue: RedactedValue, MaxNesting: MaxNestingDepth, JSONNullReason: errJSONNull.Reason}
+
+// prepareCapture builds, once, the SQL of the model's single-statement
+// writes; m.fuse stays nil when PostgreSQL cannot render every audited
+// column exactly as encodeValue renders it.
+func (m *model) prepareCapture(db *gorm.DB) {
+	desc := pgfuse.Model{PK: pgfuse.Key{Name: m.pk.DBName, Integer: isInteger(m.pk.FieldType)}}
+	for _, f := range m.fields {
+		desc.Columns = append(desc.Columns, pgfuse.Column{Name: f.DBName,
+			SQLType: strings.ToLower(db.Migrator().FullDataTypeOf(f).SQL), JSON: isJSONColumn(f),
+			Plain: plainRendering(f.FieldType), Redacted: m.redact[f.DBName]})
+	}
+	if m.account != nil {
+		desc.Account = m.account.DBName
+	}
+	if m.assocField != nil {
+		desc.Associated = &pgfuse.Key{Name: m.assocField.DBName, Integer: isInteger(m.assocField.FieldType)}
+	}
+	m.fuse, _ = pgfuse.Build(desc, fuseRules)
+}
+
+// canFuse reports whether r's audit rows can be written by the change's own
+// statement.
+func (p *Plugin) canFuse(r *recorder) bool {
+	return p.dialect.SingleStatementCapture() && r.m.fuse != nil
+}
+
+// insertAudits returns the writer of a single statement's audit INSERT:
+// the audit rows of the rows it is given, binding the context's values as
+// parameters of stmt.
+func (r *recorder) insertAudits(stmt *gorm.Statement, action Action) func(pgfuse.Rows) {
+	return func(rows pgfuse.Rows) {
+		m := r.m
+		auditsql.WriteInsertSelect(stmt, r.p.dialect, auditsql.Selected{
+			From: rows.From, Where: rows.Where,
+			AccountID: rows.AccountID, AuditableID: rows.AuditableID, AssociatedID: rows.AssociatedID, Changes: rows.Changes,
+			AuditableType: m.typeName, AssociatedType: m.assocType, UserID: r.who.UserID, UserType: r.who.UserType,
+			Action: string(action), Comment: r.who.Comment, RemoteAddress: r.who.RemoteAddress,
+			RequestUUID: r.who.RequestUUID, CreatedAt: r.who.CreatedAt, Gated: r.gated,
+		})
+	}
+}
+
+// wrapFused turns the statement's SQL, which must return every column
+// (RETURNING *), into the single statement of a create or delete,
+// selecting selectList from the written rows.
+func (r *recorder) wrapFused(stmt *gorm.Statement, action Action, selectList string) {
+	inner := stmt.SQL.String()
+	stmt.SQL.Reset()
+	r.m.fuse.WriteSnapshotStatement(stmt, r.ownPart(stmt, func() { stmt.WriteString(inner) }),
+		r.insertAudits(stmt, action), selectList)
+}
+
+// ownPart returns the writer of the change's own part of a single
+// statement: it runs write and notes where that part lies in the
+// statement's text, in characters from 1 as PostgreSQL reports error
+// positions.
+func (r *recorder) ownPart(stmt *gorm.Statement, write func()) func() {
+	return func() {
+		r.own.from = utf8.RuneCountInString(stmt.SQL.String()) + 1
+		write()
+		r.own.to = utf8.RuneCountInString(stmt.SQL.String())
+	}
+}
+
+// refusal turns an error raised by gormaudit_refuse_change back into the typed
+// error it stands for; nil for any other error.
+func (m *model) refusal(e dialect.Error) error {
+	switch e.Code {
+	case pgfuse.CodeKeyChange:
+		return fmt.Errorf("%w: the update changed the primary key %s from %s to %s", ErrUnsupportedWrite, m.pk.DBName, e.Detail, e.Hint)
+	case pgfuse.CodeAccountMove:
+		a := &AccountMoveError{Ref: Ref{Type: m.typeName, ID: e.Detail}}
+		_, _ = fmt.Sscan(e.Hint, &a.From, &a.To)
+		return a
+	}
+	return nil
+}
+
+// fusedError names the failure of a fused statement: a *WriteError unless
+// the database blamed the change itself (see changesOwn).
+func (r *recorder) fusedError(err error) error {
+	e, ok := dialect.Classify(err)
+	if !ok {
+		return err
+	}
+	if refused := r.m.refusal(e); refused != nil {
+		return &WriteError{Type: r.m.typeName, Action: r.action, Err: refused}
+	}
+	if e.Code == pgfuse.CodeValue {
+		return &WriteError{Type: r.m.typeName, Action: r.action,
+			Err: &ValueError{Column: e.Column, Reason: e.Detail}}
+	}
+	if r.changesOwn(e) {
+		return err
+	}
+	return &WriteError{Type: r.m.typeName, Action: r.action, Err: versionConflict(err)}
+}
+
+// changesOwn reports whether the database blamed a fused statement's
+// failure on the change rather than on its audit rows: an error about the
+// audited table, a concurrent transaction or the connection, a statement
+// error found in the change's own part of the text, or a data exception not
+// about the audits table. A statement error PostgreSQL gives no position
+// for (such as a missing privilege) counts as the audit's, which is where
+// a missing privilege would most likely be.
+//
+// Positions assume the statement's text reaches PostgreSQL as written, with
+// parameters apart (pgx's default); with the simple protocol, parameters
+// are inlined and positions after them shift.
+func (r *recorder) changesOwn(e dialect.Error) bool {
+	if e.Table == r.m.schema.Table {
+		return true
+	}
+	switch e.Kind {
+	case dialect.KindSerializationFailure, dialect.KindDeadlock, dialect.KindInterrupted, dialect.KindConnection:
+		return true
+	case dialect.KindSyntaxOrAccess:
+		return e.Position >= r.own.from && e.Position <= r.own.to
+	case dialect.KindDataException:
+		return e.Table != auditsql.Table
+	}
+	return false
+}

@@ -1,0 +1,162 @@
+package pgfuse
+
+import (
+	"fmt"
+	"strings"
+)
+
+// rowRef stands for the row a column expression reads, in the templates of
+// a column's renderings.
+const rowRef = "{{row}}"
+
+// column is a Column with its renderings: templates over rowRef.
+type column struct {
+	Column
+	// json renders the value as the encoder does; checked does too, and
+	// refuses the values the encoder refuses.
+	json, checked string
+	// jsonText is a json (not jsonb) column, compared as jsonb.
+	jsonText bool
+}
+
+// render renders column c under rules r, or reports false when its
+// rendering could differ from the encoder's.
+func render(c Column, r Rules) (column, bool) {
+	ref := rowRef + "." + QuoteIdent(c.Name)
+	expr, ok := jsonOf(c, ref)
+	if !ok {
+		return column{}, false
+	}
+	return column{Column: c, json: expr, checked: checkedSQL(c, r, ref, expr),
+		jsonText: strings.HasPrefix(c.SQLType, "json") && !strings.HasPrefix(c.SQLType, "jsonb")}, true
+}
+
+// at is template t reading row row.
+func at(t, row string) string { return strings.ReplaceAll(t, rowRef, row) }
+
+// jsonOf is the SQL rendering of column expression ref of column c, or
+// false when it could differ from the encoder's.
+func jsonOf(c Column, ref string) (string, bool) {
+	switch {
+	case isTimestamp(c.SQLType):
+		// RFC 3339 in UTC to the microsecond (PostgreSQL's precision),
+		// trailing zeros trimmed: Go's time.RFC3339Nano of the stored time.
+		return `to_jsonb(regexp_replace(to_char(` + ref + ` AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'), '\.?0+$', '') || 'Z')`, true
+	case c.JSON && strings.HasPrefix(c.SQLType, "json"):
+		return `to_jsonb(` + ref + `)`, true
+	}
+	if !c.Plain {
+		return "", false
+	}
+	for _, prefix := range []string{"varchar", "character varying", "text", "char", "bigint", "integer", "smallint", "int", "boolean", "bool", "numeric", "decimal", "double precision", "real", "uuid"} {
+		if strings.HasPrefix(c.SQLType, prefix) {
+			return `to_jsonb(` + ref + `)`, true
+		}
+	}
+	return "", false
+}
+
+func isTimestamp(sqlType string) bool {
+	return strings.HasPrefix(sqlType, "timestamptz") || strings.HasPrefix(sqlType, "timestamp with time zone")
+}
+
+// checkedSQL wraps expr, the rendering of column expression ref of column
+// c, so that the values the encoder refuses are refused in SQL too: a JSON
+// column's document null or one nested deeper than r.MaxNesting, a float or
+// numeric column's NaN and ±Infinity (which to_jsonb renders as strings), a
+// time outside the years 0001-9999. gormaudit_refuse is VOLATILE, so
+// PostgreSQL calls it only for a value that is refused.
+func checkedSQL(c Column, r Rules, ref, expr string) string {
+	refuse := func(reason string) string {
+		return "gormaudit_refuse(" + quoteLiteral(c.Name) + ", " + quoteLiteral(reason) + ")"
+	}
+	switch {
+	case c.JSON && strings.HasPrefix(c.SQLType, "json"):
+		deep := fmt.Sprintf(`strict $.**{%d} ? (@.type() == "array" || @.type() == "object")`, r.MaxNesting)
+		return "CASE WHEN " + expr + " = 'null'::jsonb THEN " + refuse(r.JSONNullReason) +
+			" WHEN jsonb_path_exists(" + expr + ", " + quoteLiteral(deep) + ") THEN " +
+			refuse(fmt.Sprintf("JSON nested deeper than the maximum of %d (audit.MaxNestingDepth)", r.MaxNesting)) +
+			" ELSE " + expr + " END"
+	case isTimestamp(c.SQLType):
+		return "CASE WHEN " + ref + " < '0001-01-01T00:00:00Z' OR " + ref + " >= '10000-01-01T00:00:00Z' THEN " +
+			refuse("the time is outside the years 0001-9999 that RFC 3339 can write") + " ELSE " + expr + " END"
+	}
+	for _, prefix := range []string{"double precision", "real", "numeric", "decimal", "float"} {
+		if strings.HasPrefix(c.SQLType, prefix) {
+			return "CASE WHEN jsonb_typeof(" + expr + ") = 'string' THEN " +
+				refuse("NaN and Infinity have no JSON form; store NULL instead") + " ELSE " + expr + " END"
+		}
+	}
+	return expr
+}
+
+// snapshotOf is the SQL of a create's or destroy's audited_changes for the
+// row row: {column: value} for every column, refusing the values the
+// encoder refuses; redacted renders a redacted column's value.
+func snapshotOf(cols []column, redacted, row string) string {
+	pairs := make([]string, len(cols))
+	for i, c := range cols {
+		expr := at(c.checked, row)
+		if c.Redacted {
+			expr = redacted
+		}
+		pairs[i] = quoteLiteral(c.Name) + ", " + expr
+	}
+	// jsonb_build_object takes at most 100 arguments: 40 pairs a call.
+	var objects []string
+	for start := 0; start < len(pairs); start += 40 {
+		objects = append(objects, "jsonb_build_object("+strings.Join(pairs[start:min(start+40, len(pairs))], ", ")+")")
+	}
+	return strings.Join(objects, " || ")
+}
+
+// diffOf is the SQL of an update's audited_changes between rows old and
+// new: {column: [old, new]} for every column that changed, as the encoder
+// finds them; NULL when none did. Columns are compared as stored (json ones
+// as jsonb, which has equality), and only changed ones rendered. As in the
+// encoder, only new values are refused.
+func diffOf(cols []column, redacted, old, new string) string {
+	var b strings.Builder
+	b.WriteString("(SELECT jsonb_object_agg(c.k, c.v) FROM (VALUES ")
+	for i, c := range cols {
+		o, n := old+"."+QuoteIdent(c.Name), new+"."+QuoteIdent(c.Name)
+		if c.jsonText {
+			o, n = o+"::jsonb", n+"::jsonb"
+		}
+		pair := "jsonb_build_array(" + at(c.json, old) + ", " + at(c.checked, new) + ")"
+		if c.Redacted {
+			pair = "jsonb_build_array(" + redacted + ", " + redacted + ")"
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(" + quoteLiteral(c.Name) + ", CASE WHEN " + o + " IS DISTINCT FROM " + n + " THEN " + pair + " END)")
+	}
+	b.WriteString(") AS c(k, v) WHERE c.v IS NOT NULL)")
+	return b.String()
+}
+
+// sameRecordGuard is the SQL that refuses, through gormaudit_refuse_change,
+// an update from row old to row new that changes the record's primary key
+// or account; it is 0 otherwise.
+func sameRecordGuard(m Model, old, new string) string {
+	col := func(row, name string) string { return row + "." + QuoteIdent(name) }
+	id := col(new, m.PK.Name) + "::text"
+	var b strings.Builder
+	b.WriteString("CASE WHEN " + col(old, m.PK.Name) + " IS DISTINCT FROM " + col(new, m.PK.Name) +
+		" THEN gormaudit_refuse_change('" + CodeKeyChange + "', 'audit: an update cannot change a primary key', " + col(old, m.PK.Name) + "::text, " + id + ")")
+	if m.Account != "" {
+		b.WriteString(" WHEN " + col(old, m.Account) + " IS DISTINCT FROM " + col(new, m.Account) +
+			" THEN gormaudit_refuse_change('" + CodeAccountMove + "', 'audit: a record cannot move to another account', " + id +
+			", COALESCE(" + col(old, m.Account) + ", 0)::text || ' ' || COALESCE(" + col(new, m.Account) + ", 0)::text)")
+	}
+	b.WriteString(" ELSE 0 END")
+	return b.String()
+}
+
+// QuoteIdent quotes a PostgreSQL identifier, such as a column name.
+func QuoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+func quoteLiteral(s string) string {
+	return `'` + strings.ReplaceAll(s, `'`, `''`) + `'`
+}

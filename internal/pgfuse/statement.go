@@ -1,0 +1,73 @@
+package pgfuse
+
+import "io"
+
+// Written names, inside a statement, the rows its change wrote; the audit
+// INSERT selects from it.
+const Written = `"__audit_g"`
+
+// OldRowColumn is the name under which the change's own UPDATE of an
+// update statement returns each row as it was.
+const OldRowColumn = `"__audit_o"`
+
+// updatedOld and updatedNew are an updated row as it was and as it is,
+// inside an update statement.
+const (
+	updatedOld = `("p".` + OldRowColumn + `)`
+	updatedNew = `"p"`
+)
+
+// Rows is what the audit INSERT of a statement selects: the rows of From
+// for which Where holds, and the audit row's columns as SQL expressions
+// over one of them.
+type Rows struct {
+	From, Where                                   string
+	Changes, AuditableID, AccountID, AssociatedID string
+}
+
+// rows is the Rows of Written for which where holds, with audited_changes
+// changes.
+func (c *Capture) rows(changes, where string) Rows {
+	return Rows{From: Written, Where: where, Changes: changes,
+		AuditableID: c.auditableID, AccountID: c.accountID, AssociatedID: c.associatedID}
+}
+
+// WriteSnapshotStatement writes to w the single statement of a create or a
+// delete, whose audit rows hold every audited column:
+//
+//	WITH "__audit_g" AS (<own>), "__audit_i" AS (<insert>)
+//	SELECT <selectList> FROM "__audit_g"
+//
+// own writes the change's own statement, which must return every column
+// (RETURNING *); insert writes the audit INSERT of the rows it is given.
+func (c *Capture) WriteSnapshotStatement(w io.StringWriter, own func(), insert func(Rows), selectList string) {
+	_, _ = w.WriteString("WITH " + Written + " AS (")
+	own()
+	_, _ = w.WriteString(`), "__audit_i" AS (`)
+	insert(c.rows(c.snapshot, "TRUE"))
+	_, _ = w.WriteString(") SELECT " + selectList + " FROM " + Written)
+}
+
+// WriteUpdateStatement writes to w the single statement of an update, which
+// writes an audit row for each updated row whose audited columns changed
+// and refuses, with gormaudit_refuse_change, a row whose primary key or
+// account changed:
+//
+//	WITH "__audit_p" AS (<own>),
+//	     "__audit_g" AS (SELECT "p".*, <diff> AS "__audit_changes",
+//	                     <guard> AS "__audit_guard" FROM "__audit_p" AS "p"),
+//	     "__audit_i" AS (<insert>)
+//	SELECT "__audit_guard" FROM "__audit_g"
+//
+// own writes the change's own UPDATE, returning each row as it was, named
+// [OldRowColumn], followed by every column of the updated row; insert
+// writes the audit INSERT of the rows it is given. The statement returns
+// one row per updated row: reading the guard makes PostgreSQL evaluate it
+// for every row updated, whether or not the row gets an audit row.
+func (c *Capture) WriteUpdateStatement(w io.StringWriter, own func(), insert func(Rows)) {
+	_, _ = w.WriteString(`WITH "__audit_p" AS (`)
+	own()
+	_, _ = w.WriteString(c.updateRows)
+	insert(c.rows(Written+`."__audit_changes"`, Written+`."__audit_changes" IS NOT NULL`))
+	_, _ = w.WriteString(`) SELECT "__audit_guard" FROM ` + Written)
+}
