@@ -31,17 +31,19 @@
 // A write. db.Use(audit.New(cfg)) wraps gorm's create, update and delete
 // callbacks (audit/plugin.go); every other statement goes to gorm's own. For
 // a registered model the plugin first decides which table the statement
-// really writes (audit/target.go: a write that reaches an audited table
-// without its model is refused) and checks the values it can see
-// (audit/changes.go). Then:
+// really writes (audit/capture_target.go: a write that reaches an audited
+// table without its model is refused) and checks the values it can see
+// (audit/encode.go). Then (audit/capture_create.go, capture_update.go,
+// capture_delete.go):
 //   - on PostgreSQL, the INSERT, the locking UPDATE or the DELETE becomes one
 //     statement whose data-modifying CTE also inserts the audit rows, their
-//     audited_changes rendered by PostgreSQL (audit/fused.go; the audits
-//     table's SQL is in internal/auditsql, every dialect decision in
+//     audited_changes rendered by PostgreSQL (audit/capture_single.go, with
+//     the SQL built once per model by internal/pgfuse; the audits table's
+//     SQL is in internal/auditsql, every dialect decision in
 //     internal/dialect);
-//   - otherwise the write runs inside a savepoint (audit/guard.go) with
-//     RETURNING every column, its rows are encoded in Go (audit/changes.go)
-//     and one INSERT writes their audit rows (audit/write.go). If that
+//   - otherwise the write runs inside a savepoint (audit/savepoint.go) with
+//     RETURNING every column, its rows are encoded in Go (audit/encode.go)
+//     and one INSERT writes their audit rows (audit/recorder.go). If that
 //     fails, the write is rolled back to the savepoint.
 //
 // Either way the audit rows are in the write's transaction, versioned per
@@ -58,8 +60,8 @@
 //
 // A revert. runbooks.RevertToAudit (or audit.Revert and relatives) locks the
 // runbook, loads the current rows and the audit rows after the point
-// (audit/history.go, internal/auditsql), walks each record back by undoing
-// later rows, refusing a gap (ErrHistoryGap) or a schema drift, and writes
-// the differences through gorm (audit/revert.go), so the revert is itself
-// audited like any write.
+// (audit/load.go, internal/auditsql), walks each record back by undoing
+// later rows (audit/walk.go), refusing a gap (ErrHistoryGap) or a schema
+// drift, and writes the differences through gorm (audit/revert.go), so the
+// revert is itself audited like any write.
 package gormaudit

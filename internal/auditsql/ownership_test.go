@@ -19,7 +19,7 @@ import (
 // non-test Go files may neither spell the audits table in SQL (only
 // internal/auditsql does) nor decide the dialect (only internal/dialect
 // does).
-var checkedPackages = []string{"audit", "runbooks", "httpapi", "httpapi/client", "httpapi/webhook",
+var checkedPackages = []string{"audit", "runbooks", "internal/pgfuse", "httpapi", "httpapi/client", "httpapi/webhook",
 	"httpapi/apitype", "httpapi/internal/auditlist", "httpapi/internal/backoff"}
 
 // auditsSQL matches SQL text naming the audits table or one of the columns

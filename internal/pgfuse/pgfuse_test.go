@@ -76,6 +76,10 @@ func TestBuildKeepsModelsPostgreSQLCannotRenderOnThePortablePath(t *testing.T) {
 		"bytea":                    {Name: "data", SQLType: "bytea", Plain: true},
 		"timestamp without zone":   {Name: "at", SQLType: "timestamp"},
 		"a slice":                  {Name: "tags", SQLType: "text[]"},
+		"an array Valuer":          {Name: "tags", SQLType: "text[]", Plain: true},
+		"a sized array Valuer":     {Name: "tags", SQLType: "varchar(20)[]", Plain: true},
+		"an interval Valuer":       {Name: "wait", SQLType: "interval", Plain: true},
+		"an inet Valuer":           {Name: "ip", SQLType: "inet", Plain: true},
 		"a JSON form of its own":   {Name: "code", SQLType: "varchar(32)"},
 		"JSON held in a text type": {Name: "doc", SQLType: "text", JSON: true},
 	} {
@@ -101,4 +105,15 @@ func TestJSONTextColumnsAreComparedAsJSONB(t *testing.T) {
 	require.True(t, ok)
 	require.Contains(t, c.updateRows, `CASE WHEN ("p"."__audit_o")."a"::jsonb IS DISTINCT FROM "p"."a"::jsonb THEN`)
 	require.Contains(t, c.updateRows, `CASE WHEN ("p"."__audit_o")."b" IS DISTINCT FROM "p"."b" THEN`)
+}
+
+func TestPlainTypesMatchWholeTypeNames(t *testing.T) {
+	for sqlType, want := range map[string]bool{
+		"varchar(36) NOT NULL": true, "text": true, "bigint not null": true, "double precision": true,
+		"character varying(255)": true, "numeric(10,2)": true, "int": true, "uuid": true,
+		"text[]": false, "varchar(20)[]": false, "interval": false, "integer[]": false, "inet": false,
+		"bytea": false, "timestamp": false, "int4range": false, "charx": false,
+	} {
+		require.Equal(t, want, plainType(sqlType), sqlType)
+	}
 }

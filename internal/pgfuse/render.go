@@ -48,12 +48,42 @@ func jsonOf(c Column, ref string) (string, bool) {
 	if !c.Plain {
 		return "", false
 	}
-	for _, prefix := range []string{"varchar", "character varying", "text", "char", "bigint", "integer", "smallint", "int", "boolean", "bool", "numeric", "decimal", "double precision", "real", "uuid"} {
-		if strings.HasPrefix(c.SQLType, prefix) {
-			return `to_jsonb(` + ref + `)`, true
-		}
+	if plainType(c.SQLType) {
+		return `to_jsonb(` + ref + `)`, true
 	}
 	return "", false
+}
+
+// plainTypes are the column types whose to_jsonb is what the encoder
+// writes for a plain Go value: text, integers, booleans, decimals and
+// floats (checked for NaN and infinities), UUIDs.
+var plainTypes = []string{
+	"character varying", "varchar", "text", "character", "char",
+	"bigint", "integer", "smallint", "int2", "int4", "int8", "int",
+	"boolean", "bool", "numeric", "decimal", "double precision", "real", "float4", "float8", "uuid",
+}
+
+// plainType reports whether a column's type, as gorm declares it (with a
+// size or precision and constraints, such as "varchar(36) NOT NULL"), is
+// one of plainTypes. An array ("text[]", "varchar(20)[]") is not, nor is a
+// type that merely starts like one ("interval"): to_jsonb renders an array
+// as a JSON array and an interval as PostgreSQL's text, neither as the
+// encoder does.
+func plainType(sqlType string) bool {
+	t := strings.ToLower(strings.TrimSpace(sqlType))
+	for _, name := range plainTypes {
+		rest, ok := strings.CutPrefix(t, name)
+		if !ok {
+			continue
+		}
+		if strings.HasPrefix(rest, "(") {
+			if i := strings.IndexByte(rest, ')'); i >= 0 {
+				rest = rest[i+1:]
+			}
+		}
+		return rest == "" || rest[0] == ' '
+	}
+	return false
 }
 
 func isTimestamp(sqlType string) bool {
