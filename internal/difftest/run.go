@@ -184,6 +184,10 @@ func (r *Runner) Run(seq Sequence) *Failure {
 			return f
 		}
 	}
+	if f := x.shadowed(); f != nil {
+		f.Unit = len(seq) - 1
+		return f
+	}
 	if r.Readers {
 		if err := checkReaders(r.T, e); err != nil {
 			return &Failure{Unit: len(seq) - 1, Err: err, Trace: x.trace}
@@ -332,6 +336,18 @@ func (x *exec) settled(pre, want *snapshot, rolledBack bool) *Failure {
 	}
 	if err := checkStateAt(x.e.Ctx, x.e.DB, replayed, x.checked); err != nil {
 		return &Failure{Err: err}
+	}
+	return nil
+}
+
+// shadowed checks the committed audit log against the shadow log.
+func (x *exec) shadowed() *Failure {
+	s, err := read(x.e.w())
+	if err != nil {
+		return &Failure{Err: fmt.Errorf("difftest: read: %w", err), Trace: x.trace}
+	}
+	if err := checkShadow(x.e.w(), s, x.e.recorded); err != nil {
+		return &Failure{Err: err, Trace: x.trace}
 	}
 	return nil
 }
