@@ -125,7 +125,7 @@ type shadowChange struct {
 	Op      string
 	PK      string
 	Account int64
-	Discard bool   // an update that set discarded_at
+	Discard bool   // an update that set discarded_at (from NULL)
 	Rekey   bool   // an update that changed the primary key
 	Changed string // the audited columns whose rendering differs, each followed by a comma
 }
@@ -165,15 +165,19 @@ func readShadow(q *gorm.DB, after int64) ([]shadowChange, error) {
 }
 
 // asChange classifies a shadow row: an insert is a create, a delete a
-// destroy, an update that sets discarded_at a destroy, one that changes
-// other audited columns an update; ok is false for an update that changed
-// no audited column, which must not be recorded.
+// destroy, an update that sets discarded_at and changes no other audited
+// column (a soft delete) a destroy, any other update of audited columns an
+// update naming them; ok is false for an update that changed no audited
+// column, which must not be recorded. An update that sets discarded_at
+// along with other columns (a Save of a stale struct re-discarding a
+// record) must be an update: a destroy row is a snapshot of the record,
+// which replays only when nothing but discarded_at changed.
 func (s shadowChange) asChange() (c change, ok bool) {
 	c = change{Account: s.Account, Ref: fmt.Sprintf("shadow #%d %s in account %d, audited columns changed: %q", s.ID, s.Op, s.Account, s.Changed)}
 	switch {
 	case s.Op == "INSERT":
 		c.Action = "create"
-	case s.Op == "DELETE" || s.Discard:
+	case s.Op == "DELETE", s.Discard && s.Changed == "discarded_at,":
 		c.Action = "destroy"
 	case s.Changed == "":
 		return c, false

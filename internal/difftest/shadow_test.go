@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 
@@ -116,4 +117,32 @@ func insertUpdate(t *testing.T, tx *gorm.DB, like auditRow, v int, col string, p
 		Action: "update", AuditedChanges: audit.Changes{col: raw}, Version: v, CreatedAt: time.Now().UTC(),
 		Comment: fmt.Sprintf("difftest: forged v%d", v)}
 	require.NoError(t, tx.Create(row).Error)
+}
+
+func TestShadowChangeClassification(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		in   shadowChange
+		want *change // nil: nothing to record
+	}{
+		{"insert", shadowChange{Op: "INSERT", Account: 2, Changed: "account_id,name,"}, &change{Action: "create", Account: 2}},
+		{"hard delete", shadowChange{Op: "DELETE", Account: 2}, &change{Action: "destroy", Account: 2}},
+		{"soft delete", shadowChange{Op: "UPDATE", Account: 1, Discard: true, Changed: "discarded_at,"}, &change{Action: "destroy", Account: 1}},
+		{"re-discard with other columns", shadowChange{Op: "UPDATE", Account: 1, Discard: true, Changed: "name,discarded_at,"},
+			&change{Action: "update", Columns: []string{"discarded_at", "name"}, Account: 1}},
+		{"undiscard", shadowChange{Op: "UPDATE", Account: 1, Changed: "discarded_at,"},
+			&change{Action: "update", Columns: []string{"discarded_at"}, Account: 1}},
+		{"update", shadowChange{Op: "UPDATE", Account: 3, Changed: "position,name,"},
+			&change{Action: "update", Columns: []string{"name", "position"}, Account: 3}},
+		{"no audited column", shadowChange{Op: "UPDATE", Account: 3}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, ok := c.in.asChange()
+			require.Equal(t, c.want != nil, ok)
+			if c.want != nil {
+				got.Ref = ""
+				require.Empty(t, cmp.Diff(*c.want, got))
+			}
+		})
+	}
 }
