@@ -57,7 +57,7 @@ func TestDifferentialConcurrent(t *testing.T) {
 // is blocked on it (PostgreSQL: seen in pg_locks; SQLite has one writer
 // and runs them in turn), then commits.
 func runConcurrent(t *testing.T) *Env {
-	const seed, writers, unitsEach = 11, 4, 15
+	const seed, writers, unitsEach = 11, 8, 40
 	e := Open(t, seed, false)
 	// A failed-audit transaction's comment would tag the other writers' rows.
 	cfg := Config{Postgres: e.PG, Skip: map[string]bool{"mode:swallow a failed audit": true}}
