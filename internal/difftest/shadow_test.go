@@ -93,7 +93,7 @@ func raceKey(t *testing.T, name string) recKey {
 }
 
 // liveStep returns prefer if its step exists and is not discarded in s,
-// else the first such step.
+// else the first such step (prefer may be the zero key).
 func liveStep(t *testing.T, s *snapshot, prefer recKey) recKey {
 	live := func(k recKey) bool {
 		return k.typ == runbooks.TypeStep && s.rows[k] != nil && s.rows[k]["discarded_at"] == null
@@ -145,4 +145,35 @@ func TestShadowChangeClassification(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestShadowOracleInSequentialRuns shows that a sequential run checks the
+// shadow log after each unit, reading it incrementally: after units that
+// pass, a phantom update and its undo forged into the log fail the next
+// check, though replay accepts them.
+func TestShadowOracleInSequentialRuns(t *testing.T) {
+	e := Open(t, 3, false)
+	x := &exec{e: e, stats: Stats{}, checked: map[recKey]int{}, shadow: newShadowLog(e.recorded)}
+	seq := Generate(3, 12, Config{Postgres: e.PG, Only: []string{"step.updates_map", "step.delete"}})
+	for i, u := range seq {
+		require.Nil(t, x.unit(u), "unit %d of\n%s", i+1, seq)
+	}
+	require.NotZero(t, x.shadow.after, "the units were read from the shadow log")
+	s, err := read(e.w())
+	require.NoError(t, err)
+	k := liveStep(t, s, recKey{})
+	hist := s.history(k)
+	var name string
+	require.NoError(t, e.w().Raw(`SELECT name FROM steps WHERE id = ?`, k.id).Scan(&name).Error)
+	for i, pair := range [][2]string{{name, "phantom"}, {"phantom", name}} {
+		insertUpdate(t, e.w(), hist[0], len(hist)+1+i, "name", pair)
+	}
+	tampered, err := read(e.w())
+	require.NoError(t, err)
+	f := x.settled(tampered, tampered, false)
+	require.NotNil(t, f, "the forged rows must be reported")
+	var d *Divergence
+	require.True(t, errors.As(f.Err, &d), "got %v", f.Err)
+	require.Equal(t, "audit rows differ from the committed changes", d.Check)
+	require.Contains(t, d.Detail, k.String())
 }
