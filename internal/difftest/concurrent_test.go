@@ -15,12 +15,16 @@ import (
 	"github.com/gormaudit/gormaudit/runbooks"
 )
 
-// races are the statements that race a plain Create of the same new key
-// (finding 1). Each must succeed and be recorded exactly.
-var races = []struct {
+// raceForm is a statement that races a plain Create of the same new key.
+type raceForm struct {
 	name string
 	run  func(db *gorm.DB, s *runbooks.Step) error
-}{
+}
+
+// races are the racing forms (finding 1). Each must succeed and be
+// recorded exactly: an upsert that did nothing with no row, one that
+// updated with one update row.
+var races = []raceForm{
 	{"OnConflict{DoNothing}", func(db *gorm.DB, s *runbooks.Step) error {
 		return db.Clauses(clause.OnConflict{DoNothing: true}).Create(s).Error
 	}},
@@ -30,14 +34,30 @@ var races = []struct {
 	{"Save", func(db *gorm.DB, s *runbooks.Step) error { return db.Save(s).Error }},
 }
 
-// TestDifferentialConcurrent runs writers concurrently, then checks the
-// whole log (replay = rows, versions 1..n, StateAt); alongside, for each
-// racing form, transaction A inserts a new step and holds its transaction
-// open until B's racing statement on the same key is blocked on it
-// (PostgreSQL: seen in pg_locks; SQLite has one writer and runs them in
-// turn), then commits.
+// TestDifferentialConcurrent runs writers concurrently (see
+// runConcurrent), then checks the whole log (replay = rows, versions 1..n,
+// StateAt, the readers) and, record by record, that its audit rows are
+// exactly its committed changes as the shadow log tells them: one row per
+// change, none for a rolled-back one or a racing upsert that did nothing.
 func TestDifferentialConcurrent(t *testing.T) {
-	const seed, writers, unitsEach = 11, 4, 15
+	e := runConcurrent(t)
+	s, err := read(e.w())
+	require.NoError(t, err)
+	replayed, err := checkLog(s, e.recorded)
+	require.NoError(t, err, "after the concurrent writers")
+	require.NoError(t, checkShadow(e.w(), s, e.recorded), "after the concurrent writers")
+	require.NoError(t, checkStateAt(e.Ctx, e.DB, replayed, map[recKey]int{}))
+	require.NoError(t, checkReaders(t, e))
+	t.Logf("%d audit rows, %d records replayed", len(s.audits), len(replayed))
+}
+
+// runConcurrent runs writers concurrently on a fresh Env and returns it;
+// alongside, for each racing form, transaction A inserts a new step and
+// holds its transaction open until B's racing statement on the same key
+// is blocked on it (PostgreSQL: seen in pg_locks; SQLite has one writer
+// and runs them in turn), then commits.
+func runConcurrent(t *testing.T) *Env {
+	const seed, writers, unitsEach = 11, 8, 40
 	e := Open(t, seed, false)
 	// A failed-audit transaction's comment would tag the other writers' rows.
 	cfg := Config{Postgres: e.PG, Skip: map[string]bool{"mode:swallow a failed audit": true}}
@@ -65,18 +85,12 @@ func TestDifferentialConcurrent(t *testing.T) {
 		wg.Go(func() { race(t, e, i, r.name, r.run) })
 	}
 	wg.Wait()
-	s, err := read(e.w())
-	require.NoError(t, err)
-	replayed, err := checkLog(s, e.recorded)
-	require.NoError(t, err, "after the concurrent writers")
-	require.NoError(t, checkStateAt(e.Ctx, e.DB, replayed, map[recKey]int{}))
-	require.NoError(t, checkReaders(t, e))
-	t.Logf("%d audit rows, %d records replayed", len(s.audits), len(replayed))
+	return e
 }
 
 // race runs one racing pair on a key of its own.
 func race(t *testing.T, e *Env, i int, name string, run func(*gorm.DB, *runbooks.Step) error) {
-	id := fmt.Sprintf("00000000-0000-4000-8000-%012d", i+1)
+	id := raceID(i)
 	acct := accounts[i%2]
 	a := &runbooks.Step{ID: id, AccountID: acct, RunbookID: e.runbookOf(acct), Name: "A", Position: 1}
 	b := &runbooks.Step{ID: id, AccountID: acct, RunbookID: e.runbookOf(acct), Name: "B " + name, Position: 2}
@@ -97,6 +111,9 @@ func race(t *testing.T, e *Env, i int, name string, run func(*gorm.DB, *runbooks
 	}
 	require.NoError(t, <-bDone, "racing %s must be recorded, not refused", name)
 }
+
+// raceID is the key of the i-th racing pair's step.
+func raceID(i int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", i+1) }
 
 // waitBlocked returns once another backend of this database waits on a
 // lock (B blocked on A's uncommitted key), or fails after a deadline.

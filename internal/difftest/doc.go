@@ -29,6 +29,33 @@
 // audit.StateAt at each new version with the replay. At the end of a run
 // the runbook and step rows must all be returned by the HTTP listing
 // (unfiltered and filtered by record) and delivered by the notifier.
+//
+// # The shadow log
+//
+// The database itself is a second oracle: row triggers on every audited
+// table, installed in the test database only (shadow.go: plpgsql with
+// to_jsonb(OLD) and to_jsonb(NEW) on PostgreSQL; on SQLite a json_object
+// of the table's columns, listed with PRAGMA table_info), append each
+// inserted, updated or deleted row, before and after, to difftest_shadow
+// with a serial id. Rolled-back changes vanish with their transaction or
+// savepoint; a record's changes are serialized by its row lock, so the ids
+// give its change order also under concurrent writers. For each record,
+// its committed changes that touched an audited column (old and new
+// compared as the database renders them: an insert is a create, a delete
+// or an update that only sets discarded_at a destroy, any other an update)
+// must match its audit rows one to one, in order: the same action, for an
+// update the same set of changed columns, filed under the record's account
+// at that change; no row for a rolled-back change, for an update that
+// changed no audited column, or for an account that is not recorded (gated
+// runs enable accounts only in transactions that roll back, so the
+// recorded set is fixed). Sequential runs check this after every unit,
+// reading the shadow rows added since the last; TestDifferentialConcurrent
+// checks it at the end, with the replay, versions 1..n, StateAt and the
+// readers, after 8 concurrent writers and the racing upserts (an upsert
+// that did nothing must have no row, one that updated exactly one update
+// row). TestShadowOracleCatchesTampering shows it fails on a missing row,
+// a row filed under another account, and a phantom update followed by its
+// undo, which replay alone accepts.
 // A failure is shrunk by delta debugging on fresh databases and reported
 // with its seed and the shortest sequence found, statement by statement.
 //

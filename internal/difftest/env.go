@@ -82,6 +82,7 @@ func (e *Env) setup() error {
 		func() error { return httpapi.Migrate(ctx, e.DB) },
 		func() error { return webhook.Migrate(ctx, e.DB) },
 		func() error { return e.DB.AutoMigrate(&Sample{}, &Gauge{}) },
+		e.installShadow,
 		func() error {
 			return e.DB.Use(audit.New(audit.Config{Models: Models(), EnabledAccountsOnly: e.Gated}))
 		},

@@ -177,7 +177,7 @@ type Runner struct {
 // Run runs seq on a fresh database and returns the first divergence.
 func (r *Runner) Run(seq Sequence) *Failure {
 	e := Open(r.T, r.Seed, r.Gated)
-	x := &exec{e: e, stats: r.Stats, checked: map[recKey]int{}}
+	x := &exec{e: e, stats: r.Stats, checked: map[recKey]int{}, shadow: newShadowLog(e.recorded)}
 	for i, u := range seq {
 		if f := x.unit(u); f != nil {
 			f.Unit, f.Trace = i, x.trace
@@ -197,6 +197,7 @@ type exec struct {
 	stats   Stats
 	trace   []string
 	checked map[recKey]int // versions already compared with StateAt
+	shadow  *shadowLog     // the committed changes read so far
 	lastErr error          // the error of the last statement
 }
 
@@ -313,7 +314,8 @@ func (x *exec) statement(q *gorm.DB, before *snapshot, c Call) (*snapshot, *Fail
 
 // settled checks the committed database after a unit: it must be what the
 // unit's transaction saw last (or what it started from, when it rolled
-// back), and its whole log must replay.
+// back), its whole log must replay, and each record's audit rows must be
+// its committed changes as the shadow log tells them.
 func (x *exec) settled(pre, want *snapshot, rolledBack bool) *Failure {
 	post, err := read(x.e.w())
 	if err != nil {
@@ -328,6 +330,12 @@ func (x *exec) settled(pre, want *snapshot, rolledBack bool) *Failure {
 	}
 	replayed, err := checkLog(post, x.e.recorded)
 	if err != nil {
+		return &Failure{Err: err}
+	}
+	if err := x.shadow.extend(x.e.w()); err != nil {
+		return &Failure{Err: err}
+	}
+	if err := x.shadow.check(post); err != nil {
 		return &Failure{Err: err}
 	}
 	if err := checkStateAt(x.e.Ctx, x.e.DB, replayed, x.checked); err != nil {
