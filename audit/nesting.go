@@ -2,6 +2,8 @@ package audit
 
 import (
 	"fmt"
+
+	"github.com/gormaudit/gormaudit/internal/jsontext"
 )
 
 // MaxNestingDepth is how deeply arrays and objects may nest in a value the
@@ -34,26 +36,15 @@ func tooDeep(depth int) *ValueError {
 // not count. It reads b once, without recursion, whatever its depth.
 func nesting(b []byte) int {
 	depth, deepest := 0, 0
-	inString, escaped := false, false
-	for _, c := range b {
+	jsontext.Bytes(b, func(c byte, outside bool) {
 		switch {
-		case inString:
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-		case c == '"':
-			inString = true
+		case !outside:
 		case c == '[' || c == '{':
 			depth++
 			deepest = max(deepest, depth)
 		case c == ']' || c == '}':
 			depth--
 		}
-	}
+	})
 	return deepest
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/gormaudit/gormaudit/internal/jsontext"
 	"math"
 	"strconv"
 	"time"
@@ -163,24 +164,11 @@ func canonJSON(b []byte) string {
 // stripSpace removes JSON whitespace outside strings.
 func stripSpace(b []byte) []byte {
 	out := make([]byte, 0, len(b))
-	inString, escaped := false, false
-	for _, c := range b {
-		switch {
-		case inString:
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
-			continue
+	jsontext.Bytes(b, func(c byte, outside bool) {
+		if outside && (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+			return
 		}
 		out = append(out, c)
-	}
+	})
 	return out
 }
