@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"sync"
 	"time"
 
 	"gorm.io/gorm"
@@ -41,19 +40,37 @@ type NotifierOptions struct {
 	// false: a webhook URL is supplied by a customer, and must not reach
 	// the service's own network or its cloud's metadata endpoint.
 	AllowPrivateNetworks bool
-	// PollInterval is how often a subscriber that has received everything
-	// looks for new rows, and how often the list of subscribers is read
-	// again. Defaults to 1 second.
+	// PollInterval is how often the notifier reads the subscribers and,
+	// for each account with a subscriber waiting for rows, the account's
+	// next rows: one read of the audits table per account per interval,
+	// whatever the number of subscribers. While an account has more rows
+	// ready than BatchSize, the next read is made as soon as a subscriber
+	// is ready for them. Defaults to 1 second.
 	PollInterval time.Duration
 	// BatchSize is the number of rows read from the database at a time
-	// for one subscriber. Defaults to 100.
+	// for one account. Defaults to 100.
 	BatchSize int
+	// Concurrency bounds the deliveries in flight at once, across
+	// subscribers; each subscriber still receives its rows one at a time,
+	// in order. Defaults to 32.
+	Concurrency int
+	// MaxAttempts is the number of consecutive failed attempts at one row
+	// after which a subscriber is dead-lettered: the notifier stops
+	// delivering to it, keeping its cursor, until [ResumeSubscriber].
+	// Defaults to 100 (about 11 hours with the default retry waits).
+	MaxAttempts int
+	// MaxFailingFor dead-letters a subscriber whose deliveries have been
+	// failing for that long, counted from the first failed attempt at
+	// the row it is stuck on, whatever the number of attempts. Defaults
+	// to 24 hours.
+	MaxFailingFor time.Duration
 	// RetryBase is the wait after a first failed attempt; it doubles with
 	// each further failure of the same row, up to RetryMax, with jitter.
 	// Defaults to 1 second.
 	RetryBase time.Duration
 	// RetryMax bounds the wait between attempts. A row is retried until it
-	// is delivered: nothing is dropped. Defaults to 10 minutes.
+	// is delivered or the subscriber is dead-lettered (MaxAttempts,
+	// MaxFailingFor): nothing is dropped. Defaults to 10 minutes.
 	RetryMax time.Duration
 	// Logger receives failed attempts and database errors. It never
 	// receives secrets, nor URLs beyond their host (webhook URLs often
@@ -88,6 +105,15 @@ func (o *NotifierOptions) withDefaults() (NotifierOptions, error) {
 	if v.BatchSize == 0 {
 		v.BatchSize = 100
 	}
+	if v.Concurrency == 0 {
+		v.Concurrency = 32
+	}
+	if v.MaxAttempts == 0 {
+		v.MaxAttempts = 100
+	}
+	if v.MaxFailingFor == 0 {
+		v.MaxFailingFor = 24 * time.Hour
+	}
 	if v.RetryBase == 0 {
 		v.RetryBase = time.Second
 	}
@@ -102,6 +128,10 @@ func (o *NotifierOptions) withDefaults() (NotifierOptions, error) {
 		return v, fmt.Errorf("webhook: NotifierOptions.PollInterval must be positive, not %s", v.PollInterval)
 	case v.BatchSize < 1 || v.BatchSize > 1000:
 		return v, fmt.Errorf("webhook: NotifierOptions.BatchSize must be from 1 to 1000, not %d", v.BatchSize)
+	case v.Concurrency < 1:
+		return v, fmt.Errorf("webhook: NotifierOptions.Concurrency must be positive, not %d", v.Concurrency)
+	case v.MaxAttempts < 1 || v.MaxFailingFor < 0:
+		return v, fmt.Errorf("webhook: NotifierOptions.MaxAttempts (%d) and MaxFailingFor (%s) must be positive", v.MaxAttempts, v.MaxFailingFor)
 	case v.RetryBase < 0:
 		return v, fmt.Errorf("webhook: NotifierOptions.RetryBase must be positive, not %s", v.RetryBase)
 	case v.RetryMax < v.RetryBase:
@@ -121,6 +151,16 @@ func (o *NotifierOptions) withDefaults() (NotifierOptions, error) {
 // order, nothing lost. The row in flight when it stopped is delivered
 // again, with the same [HeaderDelivery].
 //
+// One read of the audits table per account and PollInterval serves every
+// subscriber of the account: each row read goes to the subscribers whose
+// filters it matches and whose cursor is before it. Deliveries to
+// different subscribers run concurrently (up to Concurrency at once), so a
+// slow or failing receiver delays only its own rows. A subscriber whose
+// deliveries keep failing (MaxAttempts consecutive failures at one row, or
+// failures for MaxFailingFor) is dead-lettered: [Subscriber.DeadAt] is
+// set, the notifier skips it, and [ResumeSubscriber] makes it deliver
+// again from its cursor, the failing row first.
+//
 // Run one Notifier per database. A second one is safe (a subscriber's
 // cursor only moves forward, compare-and-set) but delivers rows twice.
 type Notifier struct {
@@ -129,9 +169,16 @@ type Notifier struct {
 	outOfOrder bool // the database commits out of order: poll below the oldest running transaction
 	log        *slog.Logger
 
-	// caughtUp, when set (by tests), is called each time a subscriber's
-	// worker has found no row to deliver after its cursor.
+	sem chan struct{} // a slot per delivery in flight
+	// caughtUp, when set (by tests), is called each time a read has found
+	// no row to deliver to a subscriber after its cursor.
 	caughtUp func(subscriberID int64)
+	// polled, when set (by tests), is called at the end of each round of
+	// reads.
+	polled func()
+	// deadLettered, when set (by tests), is called when a subscriber is
+	// dead-lettered.
+	deadLettered func(subscriberID int64)
 }
 
 // NewNotifier returns a notifier reading db, which must hold the tables of
@@ -148,64 +195,7 @@ func NewNotifier(db *gorm.DB, opts *NotifierOptions) (*Notifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Notifier{db: db, opts: o, outOfOrder: pg, log: o.Logger}, nil
-}
-
-// Run delivers until ctx is done, then stops every delivery in flight and
-// returns nil. Subscribers added or deleted while it runs are picked up
-// within PollInterval. Database and delivery errors are logged and
-// retried; they do not end Run.
-func (n *Notifier) Run(ctx context.Context) error {
-	type worker struct {
-		cancel context.CancelFunc
-		done   chan struct{}
-	}
-	workers := map[int64]*worker{}
-	var wg sync.WaitGroup
-	defer func() {
-		for _, w := range workers {
-			w.cancel()
-		}
-		wg.Wait()
-	}()
-	for {
-		var ids []int64
-		err := n.db.WithContext(ctx).Model(&Subscriber{}).Order("id").Pluck("id", &ids).Error
-		switch {
-		case ctx.Err() != nil:
-			return nil
-		case err != nil:
-			n.log.LogAttrs(ctx, slog.LevelError, "webhook: notifier: list subscribers", slog.String("error", err.Error()))
-		default:
-			live := make(map[int64]bool, len(ids))
-			for _, id := range ids {
-				live[id] = true
-				if w, ok := workers[id]; ok {
-					select {
-					case <-w.done: // ended on its own: start it again
-					default:
-						continue
-					}
-				}
-				wctx, cancel := context.WithCancel(ctx)
-				w := &worker{cancel: cancel, done: make(chan struct{})}
-				workers[id] = w
-				wg.Go(func() {
-					defer close(w.done)
-					n.work(wctx, id)
-				})
-			}
-			for id, w := range workers {
-				if !live[id] {
-					w.cancel()
-					delete(workers, id)
-				}
-			}
-		}
-		if !sleep(ctx, n.opts.PollInterval) {
-			return nil
-		}
-	}
+	return &Notifier{db: db, opts: o, outOfOrder: pg, log: o.Logger, sem: make(chan struct{}, o.Concurrency)}, nil
 }
 
 // sleep waits d or until ctx is done, and reports whether ctx is still
@@ -232,137 +222,98 @@ func (n *Notifier) retryWait(failures int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// work delivers to one subscriber until ctx is done or the subscriber is
-// deleted.
-func (n *Notifier) work(ctx context.Context, id int64) {
-	dbFailures := 0
-	dbError := func(what string, err error) bool {
-		if ctx.Err() != nil {
-			return false
-		}
-		dbFailures++
-		n.log.LogAttrs(ctx, slog.LevelError, "webhook: notifier: "+what,
-			slog.Int64("subscriber_id", id), slog.String("error", err.Error()))
-		return sleep(ctx, n.retryWait(dbFailures))
-	}
-	for ctx.Err() == nil {
-		sub, found, err := n.load(ctx, id)
-		if err != nil {
-			if !dbError("load subscriber", err) {
-				return
-			}
-			continue
-		}
-		if !found {
-			return
-		}
-		rows, err := n.next(ctx, &sub)
-		if err != nil {
-			if !dbError("read audits", err) {
-				return
-			}
-			continue
-		}
-		dbFailures = 0
-		if len(rows) == 0 {
-			if n.caughtUp != nil {
-				n.caughtUp(id)
-			}
-			if !sleep(ctx, n.opts.PollInterval) {
-				return
-			}
-			continue
-		}
-		for _, r := range rows {
-			ok, err := n.deliver(ctx, &sub, r)
-			if err != nil {
-				if !dbError("advance cursor", err) {
-					return
-				}
-				break
-			}
-			if !ok {
-				// Stopped, deleted, or moved by another notifier:
-				// read the subscriber again.
-				break
-			}
-		}
-	}
-}
-
-// load reads the subscriber.
-func (n *Notifier) load(ctx context.Context, id int64) (Subscriber, bool, error) {
-	var subs []Subscriber
-	if err := n.db.WithContext(ctx).Where("id = ?", id).Limit(1).Find(&subs).Error; err != nil {
-		return Subscriber{}, false, err
-	}
-	if len(subs) == 0 {
-		return Subscriber{}, false, nil
-	}
-	return subs[0], true, nil
-}
-
-// next reads the rows after the subscriber's cursor that match its
-// filters, with the endpoint's polling statement: only rows that can no
-// longer be preceded by a row committed later.
-func (n *Notifier) next(ctx context.Context, sub *Subscriber) ([]audit.Audit, error) {
-	f := auditlist.Filter{AuditableType: sub.AuditableType, RunbookID: sub.RunbookID, Action: sub.Action}
-	s := auditlist.Poll(&f, sub.AccountID, sub.position(), n.opts.BatchSize, n.outOfOrder)
-	var rows []audit.Audit
-	if err := n.db.WithContext(ctx).Raw(s.SQL, s.Args...).Scan(&rows).Error; err != nil {
-		return nil, err
-	}
-	if len(rows) > n.opts.BatchSize {
-		rows = rows[:n.opts.BatchSize]
-	}
-	return rows, nil
-}
-
 // deliver posts row to sub until a 2xx, then moves sub's cursor past it.
-// It returns false without error when ctx ended or sub was deleted or moved
-// meanwhile, and an error when the cursor could not be stored.
+// It returns false without error when ctx ended, sub was deleted, moved
+// meanwhile or dead-lettered, and an error when the cursor could not be
+// stored.
 func (n *Notifier) deliver(ctx context.Context, sub *Subscriber, row audit.Audit) (bool, error) {
 	body, err := json.Marshal(Event{SubscriberID: sub.ID, Audit: row})
 	if err != nil {
 		return false, fmt.Errorf("encode row %d: %w", row.ID, err)
 	}
 	from := sub.position()
-	for failures := sub.Failures; ; {
-		if failures > 0 && !sleep(ctx, n.retryWait(failures)) {
-			return false, nil
-		}
-		if failures > 0 {
+	for {
+		if sub.Failures > 0 {
+			if !sleep(ctx, n.retryWait(sub.Failures)) {
+				return false, nil
+			}
 			// The URL or secret may have been fixed, or the subscriber
-			// deleted, while the receiver was failing.
+			// deleted or resumed, while the receiver was failing.
 			cur, found, err := n.load(ctx, sub.ID)
 			if err != nil {
 				return false, err
 			}
-			if !found || cur.position() != from {
+			if !found || cur.position() != from || cur.DeadAt != nil {
 				return false, nil
 			}
 			*sub = cur
 		}
-		err := n.post(ctx, sub, row.ID, body)
+		began := time.Now().UTC().Truncate(time.Microsecond)
+		err := n.attempt(ctx, sub, row.ID, body)
 		if err == nil {
 			break
 		}
 		if ctx.Err() != nil {
 			return false, nil
 		}
-		failures++
-		msg := err.Error()
-		n.log.LogAttrs(ctx, slog.LevelWarn, "webhook: notifier: delivery failed",
-			slog.Int64("subscriber_id", sub.ID), slog.Int64("audit_id", row.ID),
-			slog.Int("failures", failures), slog.String("error", msg))
-		res := n.db.WithContext(ctx).Model(&Subscriber{}).
-			Where("id = ? AND cursor_transaction_id = ? AND cursor_id = ?", sub.ID, from.TxID, from.ID).
-			Updates(map[string]any{"failures": failures, "last_error": clipError(msg)})
-		if res.Error != nil && ctx.Err() == nil {
-			n.log.LogAttrs(ctx, slog.LevelError, "webhook: notifier: record failure",
-				slog.Int64("subscriber_id", sub.ID), slog.String("error", res.Error.Error()))
+		if dead := n.recordFailure(ctx, sub, row.ID, began, err); dead {
+			return false, nil
 		}
 	}
+	return n.storeCursor(ctx, sub, from, row)
+}
+
+// attempt makes one attempt in one of the notifier's delivery slots.
+func (n *Notifier) attempt(ctx context.Context, sub *Subscriber, rowID int64, body []byte) error {
+	select {
+	case n.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-n.sem }()
+	return n.post(ctx, sub, rowID, body)
+}
+
+// recordFailure counts the failed attempt that began at began, in sub and
+// in the database, and dead-letters sub when it has failed MaxAttempts
+// times in a row or for MaxFailingFor; it reports whether it did.
+func (n *Notifier) recordFailure(ctx context.Context, sub *Subscriber, rowID int64, began time.Time, err error) bool {
+	sub.Failures++
+	if sub.FailingSince == nil {
+		sub.FailingSince = &began
+	}
+	msg := err.Error()
+	n.log.LogAttrs(ctx, slog.LevelWarn, "webhook: notifier: delivery failed",
+		slog.Int64("subscriber_id", sub.ID), slog.Int64("audit_id", rowID),
+		slog.Int("failures", sub.Failures), slog.String("error", msg))
+	set := map[string]any{"failures": sub.Failures, "last_error": clipError(msg), "failing_since": *sub.FailingSince}
+	dead := sub.Failures >= n.opts.MaxAttempts || time.Since(*sub.FailingSince) >= n.opts.MaxFailingFor
+	if dead {
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		sub.DeadAt = &now
+		set["dead_at"] = now
+	}
+	res := n.db.WithContext(ctx).Model(&Subscriber{}).
+		Where("id = ? AND cursor_transaction_id = ? AND cursor_id = ?", sub.ID, sub.CursorTxID, sub.CursorID).
+		Updates(set)
+	switch {
+	case res.Error != nil && ctx.Err() == nil:
+		n.log.LogAttrs(ctx, slog.LevelError, "webhook: notifier: record failure",
+			slog.Int64("subscriber_id", sub.ID), slog.String("error", res.Error.Error()))
+	case dead && res.RowsAffected == 1:
+		n.log.LogAttrs(ctx, slog.LevelError, "webhook: notifier: subscriber dead-lettered",
+			slog.Int64("subscriber_id", sub.ID), slog.Int("failures", sub.Failures))
+		if n.deadLettered != nil {
+			n.deadLettered(sub.ID)
+		}
+	}
+	return dead
+}
+
+// storeCursor moves sub's cursor from from to row, once row has been
+// delivered, and resets its failures. It reports false when sub was deleted
+// or moved meanwhile, or ctx has ended.
+func (n *Notifier) storeCursor(ctx context.Context, sub *Subscriber, from auditlist.Position, row audit.Audit) (bool, error) {
 	// Store the cursor even if ctx ended just after the 2xx: the receiver
 	// has the row, and sending it again is avoidable.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -372,7 +323,7 @@ func (n *Notifier) deliver(ctx context.Context, sub *Subscriber, row audit.Audit
 		Where("id = ? AND cursor_transaction_id = ? AND cursor_id = ?", sub.ID, from.TxID, from.ID).
 		Updates(map[string]any{
 			"cursor_transaction_id": row.TransactionID, "cursor_id": row.ID,
-			"failures": 0, "last_error": "", "delivered_at": now,
+			"failures": 0, "last_error": "", "failing_since": nil, "delivered_at": now,
 		})
 	if res.Error != nil {
 		return false, res.Error
@@ -380,7 +331,7 @@ func (n *Notifier) deliver(ctx context.Context, sub *Subscriber, row audit.Audit
 	if res.RowsAffected != 1 {
 		return false, nil
 	}
-	sub.CursorTxID, sub.CursorID, sub.Failures, sub.LastError = row.TransactionID, row.ID, 0, ""
+	sub.CursorTxID, sub.CursorID, sub.Failures, sub.LastError, sub.FailingSince = row.TransactionID, row.ID, 0, "", nil
 	return ctx.Err() == nil, nil
 }
 

@@ -54,6 +54,14 @@ type Subscriber struct {
 	// delivery.
 	Failures  int    `gorm:"not null;default:0" json:"failures"`
 	LastError string `gorm:"size:1024;not null;default:''" json:"last_error"`
+	// FailingSince is when the first of the failed attempts counted in
+	// Failures began; nil when Failures is 0.
+	FailingSince *time.Time `json:"failing_since"`
+	// DeadAt, when set, is when the subscriber was dead-lettered: its
+	// deliveries failed [NotifierOptions].MaxAttempts times in a row, or
+	// for MaxFailingFor. The [Notifier] skips it until
+	// [ResumeSubscriber]; its cursor is kept, so no row is lost.
+	DeadAt *time.Time `json:"dead_at"`
 	// DeliveredAt is when a row was last delivered.
 	DeliveredAt *time.Time `json:"delivered_at"`
 	CreatedAt   time.Time  `gorm:"not null" json:"created_at"`
@@ -97,8 +105,8 @@ type SubscriberSpec struct {
 	AllowPrivateNetworks bool
 }
 
-// ErrSubscriberNotFound is returned by [DeleteSubscriber] when the account
-// has no subscriber with that id.
+// ErrSubscriberNotFound is returned by [DeleteSubscriber] and
+// [ResumeSubscriber] when the account has no subscriber with that id.
 var ErrSubscriberNotFound = errors.New("webhook: subscriber not found")
 
 // Migrate creates or updates the subscribers table. Run it with
@@ -181,6 +189,24 @@ func DeleteSubscriber(ctx context.Context, db *gorm.DB, accountID, id int64) err
 	res := db.WithContext(ctx).Where("account_id = ? AND id = ?", accountID, id).Delete(&Subscriber{})
 	if res.Error != nil {
 		return fmt.Errorf("webhook: delete subscriber: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return ErrSubscriberNotFound
+	}
+	return nil
+}
+
+// ResumeSubscriber takes the account's subscriber id out of the dead-letter
+// state (see [Subscriber.DeadAt]), or resets the failure count of one that
+// is failing: a running [Notifier] delivers to it again, within
+// PollInterval, from its cursor, so the rows it missed arrive in order,
+// the one that failed first. It returns [ErrSubscriberNotFound] when the
+// account has no such subscriber.
+func ResumeSubscriber(ctx context.Context, db *gorm.DB, accountID, id int64) error {
+	res := db.WithContext(ctx).Model(&Subscriber{}).Where("account_id = ? AND id = ?", accountID, id).
+		Updates(map[string]any{"dead_at": nil, "failures": 0, "failing_since": nil, "last_error": ""})
+	if res.Error != nil {
+		return fmt.Errorf("webhook: resume subscriber: %w", res.Error)
 	}
 	if res.RowsAffected == 0 {
 		return ErrSubscriberNotFound
