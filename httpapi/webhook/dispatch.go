@@ -20,6 +20,10 @@ type subState struct {
 	// worker then owns it, and the subscriber is left out of reads.
 	busy   bool
 	cancel context.CancelFunc
+	// finished is the round during which the last worker ended: that
+	// round's read of the subscriber may predate the worker's last
+	// cursor, so the subscriber waits for the next round.
+	finished int
 	// scanned is the end of the last batch whose rows due to the
 	// subscriber were all delivered: rows up to it that are not due (its
 	// filters skip them) need not be read for it again.
@@ -34,6 +38,7 @@ type dispatcher struct {
 	subs  map[int64]*subState
 	ready chan struct{} // a worker has finished its batch
 	wg    sync.WaitGroup
+	seq   int // the current round
 }
 
 // Run delivers until ctx is done, then stops every delivery in flight and
@@ -69,6 +74,9 @@ func (n *Notifier) Run(ctx context.Context) error {
 // subscriber that is due some of them. It reports whether an account had
 // more rows ready than one batch.
 func (d *dispatcher) round(ctx context.Context) bool {
+	d.mu.Lock()
+	d.seq++
+	d.mu.Unlock()
 	var subs []Subscriber
 	if err := d.n.db.WithContext(ctx).Where("dead_at IS NULL").Order("id").Find(&subs).Error; err != nil {
 		if ctx.Err() == nil {
@@ -101,8 +109,8 @@ type waiting struct {
 }
 
 // idle forgets the subscribers not in subs (deleted or dead-lettered),
-// stopping their workers, and returns the others that no worker owns, by
-// account.
+// stopping their workers, and returns, by account, the others that no
+// worker owns nor left during this round.
 func (d *dispatcher) idle(subs []Subscriber) map[int64][]waiting {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -115,7 +123,7 @@ func (d *dispatcher) idle(subs []Subscriber) map[int64][]waiting {
 			st = &subState{}
 			d.subs[sub.ID] = st
 		}
-		if st.busy {
+		if st.busy || st.finished == d.seq {
 			continue
 		}
 		w := waiting{sub: sub, pos: sub.position()}
@@ -227,7 +235,7 @@ func (d *dispatcher) start(ctx context.Context, sub Subscriber, due []audit.Audi
 		defer cancel()
 		all := d.n.deliverAll(wctx, &sub, due)
 		d.mu.Lock()
-		st.busy, st.cancel = false, nil
+		st.busy, st.cancel, st.finished = false, nil, d.seq
 		if all && before(st.scanned, end) {
 			st.scanned = end
 		}
