@@ -12,5 +12,20 @@
 // unspecified addresses are refused when added and again at every
 // connection ([ErrForbiddenAddress]), unless explicitly allowed.
 //
+// # Scale
+//
+// One read of the audits table per account and poll interval serves all
+// of the account's subscribers; deliveries to different subscribers run
+// concurrently (NotifierOptions.Concurrency), each subscriber's in order.
+//
+// # Dead letter
+//
+// A subscriber whose deliveries keep failing, NotifierOptions.MaxAttempts
+// times in a row (default 100) or for MaxFailingFor (default 24 hours), is
+// dead-lettered: [Subscriber.DeadAt] is set, [ListSubscribers] shows it
+// with its LastError, and the notifier skips it. Its cursor is kept, so
+// [ResumeSubscriber] makes it receive every row it missed, in order,
+// starting with the one that failed.
+//
 // The database needs the tables of audit.Migrate and [Migrate].
 package webhook
