@@ -127,17 +127,9 @@ func (p *Plugin) loadBatch(q *gorm.DB, group []*history, lock bool) error {
 		byID[h.ID] = append(byID[h.ID], h)
 	}
 
-	rq := q.Table(m.schema.Table).Where(clause.IN{Column: clause.Column{Table: clause.CurrentTable, Name: m.pk.DBName}, Values: keys})
-	if lock {
-		rq = p.dialect.ForUpdate(rq)
-	}
-	rows, err := rq.Rows()
+	recs, err := p.readRecords(q, m, keys, lock)
 	if err != nil {
-		return fmt.Errorf("audit: read %s rows: %w", m.schema.Table, err)
-	}
-	recs, err := scanRecords(ctx, rows, m.schema)
-	if err != nil {
-		return fmt.Errorf("audit: read %s rows: %w", m.schema.Table, err)
+		return err
 	}
 	for _, rv := range recs {
 		for _, h := range byID[key(ctx, m.pk, rv)] {
@@ -157,6 +149,24 @@ func (p *Plugin) loadBatch(q *gorm.DB, group []*history, lock bool) error {
 	return nil
 }
 
+// readRecords reads the current rows of model m with the given primary
+// keys; with lock, locked (PostgreSQL) until the transaction ends.
+func (p *Plugin) readRecords(q *gorm.DB, m *model, keys []any, lock bool) ([]reflect.Value, error) {
+	rq := q.Table(m.schema.Table).Where(clause.IN{Column: clause.Column{Table: clause.CurrentTable, Name: m.pk.DBName}, Values: keys})
+	if lock {
+		rq = p.dialect.ForUpdate(rq)
+	}
+	rows, err := rq.Rows()
+	if err != nil {
+		return nil, fmt.Errorf("audit: read %s rows: %w", m.schema.Table, err)
+	}
+	recs, err := scanRecords(q.Statement.Context, rows, m.schema)
+	if err != nil {
+		return nil, fmt.Errorf("audit: read %s rows: %w", m.schema.Table, err)
+	}
+	return recs, nil
+}
+
 // readAudits reads the audit rows of the records of type typ with the given
 // ids from point pt on (and the last one before it), newest first per record.
 func readAudits(q *gorm.DB, typ string, ids []string, pt point) ([]Audit, error) {
@@ -171,6 +181,11 @@ func readAudits(q *gorm.DB, typ string, ids []string, pt point) ([]Audit, error)
 	if err != nil {
 		return nil, err
 	}
+	return auditsOf(entries)
+}
+
+// auditsOf converts the entries read by auditsql into audit rows.
+func auditsOf(entries []auditsql.Entry) ([]Audit, error) {
 	out := make([]Audit, len(entries))
 	for i, e := range entries {
 		out[i] = Audit{ID: e.ID, AuditableID: e.AuditableID, Version: e.Version, Action: Action(e.Action),
@@ -344,4 +359,114 @@ func (h *history) moment(v int) time.Time {
 		}
 	}
 	return time.Time{}
+}
+
+// forwardMin is the fewest versions after the requested one for which
+// StateAt replays forward from the create rather than walking backward:
+// below it the backward walk costs no more than the extra statements.
+const forwardMin = 64
+
+// loadPrefix reads what a forward replay of record ref to version v needs:
+// its audit rows 1..v+1, its last audit row, and its current row, checked
+// as the backward walk checks them. It reads neither the audited_changes
+// nor anything else of the rows in between. ok is false when a forward
+// replay is not chosen (v is nearer the end, or force is false and the
+// history is short) or not provable from these rows; the caller then walks
+// backward, which decides and reports exactly as before.
+func loadPrefix(ctx context.Context, db *gorm.DB, ref Ref, v int, o ReadOptions, force bool) (h *history, prefix []Audit, ok bool, err error) {
+	p, ok := FromDB(db)
+	if !ok || p.cfg.EnabledAccountsOnly {
+		return nil, nil, false, nil // gaps need every row's account and moment
+	}
+	m, ok := p.byType[ref.Type]
+	if !ok {
+		return nil, nil, false, nil
+	}
+	pk, err := m.keyValue(ref.ID)
+	if err != nil {
+		return nil, nil, false, nil
+	}
+	q := db.Session(&gorm.Session{NewDB: true, Context: ctx})
+	lastRow, err := auditsql.Last(q, ref.Type, ref.ID)
+	if err != nil || len(lastRow) == 0 {
+		return nil, nil, false, readError(ref, err)
+	}
+	last := lastRow[0].Version
+	if v < 1 || v >= last || (!force && (last-v < forwardMin || v > last/2)) {
+		return nil, nil, false, nil
+	}
+	entries, err := auditsql.UpTo(q, ref.Type, ref.ID, min(v+1, last-1))
+	if err != nil {
+		return nil, nil, false, readError(ref, err)
+	}
+	if prefix, err = auditsOf(append(entries, lastRow[0])); err != nil {
+		return nil, nil, false, readError(ref, err)
+	}
+	if !contiguous(prefix, v, last) {
+		return nil, nil, false, nil
+	}
+	recs, err := p.readRecords(q, m, []any{pk}, false)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	h = &history{Ref: ref, ctx: ctx, q: q, m: m, pt: point{version: v}, opts: o, rows: prefix[len(prefix)-1:]}
+	if len(recs) > 0 {
+		h.cur, h.curExists = recs[0], true
+	}
+	if h.checkCurrent() != nil {
+		return nil, nil, false, nil
+	}
+	if ok, err := h.oneAccount(prefix, v); !ok || err != nil {
+		return nil, nil, false, err
+	}
+	return h, prefix, true, nil
+}
+
+// readError wraps an error reading the history of ref; nil stays nil.
+func readError(ref Ref, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("audit: read history of %s: %w", ref, err)
+}
+
+// contiguous reports whether prefix holds versions 1..v+1 in order and then
+// version last.
+func contiguous(prefix []Audit, v, last int) bool {
+	if len(prefix) != min(v+2, last) || prefix[len(prefix)-1].Version != last {
+		return false
+	}
+	for i := range min(v+1, len(prefix)) {
+		if prefix[i].Version != i+1 {
+			return false
+		}
+	}
+	return true
+}
+
+// oneAccount reports whether the current row and the audit rows of prefix
+// share one account and, under [ReadOptions].AccountID, whether it and the
+// account of every row after version v is the caller's.
+func (h *history) oneAccount(prefix []Audit, v int) (bool, error) {
+	acct := prefix[0].AccountID
+	if h.curExists && h.m.accountOf(h.ctx, h.cur) != acct {
+		return false, nil
+	}
+	for _, a := range prefix {
+		if a.AccountID != acct {
+			return false, nil
+		}
+	}
+	want := h.opts.AccountID
+	if want == nil {
+		return true, nil
+	}
+	if acct != *want {
+		return false, nil
+	}
+	other, err := auditsql.OtherAccount(h.q, h.Type, h.ID, v, *want)
+	if err != nil {
+		return false, fmt.Errorf("audit: read history of %s: %w", h.Ref, err)
+	}
+	return !other, nil
 }
