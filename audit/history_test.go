@@ -402,23 +402,7 @@ func TestHistoryErrors(t *testing.T) {
 func BenchmarkStateAt(b *testing.B) {
 	const versions = 10_000
 	bb, _ := histSetup(b, audit.Config{})
-	rb := runbooks.Runbook{AccountID: 1, Name: "Bench"}
-	require.NoError(b, bb.w().Create(&rb).Error)
-	step := runbooks.Step{AccountID: 1, RunbookID: rb.ID, Name: "n1", Config: runbooks.JSON(`{"a":1}`)}
-	require.NoError(b, bb.w().Create(&step).Error)
-	base := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
-	rows := make([]audit.Audit, 0, versions-1)
-	for k := 2; k <= versions; k++ {
-		rows = append(rows, audit.Audit{AccountID: 1, AuditableID: step.ID, AuditableType: runbooks.TypeStep,
-			AssociatedID: rb.ID, AssociatedType: runbooks.TypeRunbook, Action: audit.ActionUpdate, Version: k,
-			CreatedAt: base.Add(time.Duration(k) * time.Second),
-			AuditedChanges: audit.Changes{
-				"name":     json.RawMessage(`["n` + strconv.Itoa(k-1) + `","n` + strconv.Itoa(k) + `"]`),
-				"position": json.RawMessage(`[` + strconv.Itoa(k-2) + `,` + strconv.Itoa(k-1) + `]`),
-			}})
-	}
-	require.NoError(b, bb.db.CreateInBatches(&rows, 1000).Error)
-	require.NoError(b, bb.db.Exec("UPDATE steps SET name = ?, position = ? WHERE id = ?", "n"+strconv.Itoa(versions), versions-1, step.ID).Error)
+	step := longStepHistory(b, bb, versions)
 
 	for _, bc := range []struct {
 		name    string
@@ -431,7 +415,7 @@ func BenchmarkStateAt(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			for b.Loop() {
-				st, err := audit.StateAt(bb.ctx, bb.db, runbooks.TypeStep, step.ID, bc.version, nil)
+				st, err := audit.StateAt(bb.ctx, bb.db, runbooks.TypeStep, step, bc.version, nil)
 				if err != nil {
 					b.Fatal(err)
 				}
