@@ -21,5 +21,5 @@ func StateAtForward(ctx context.Context, db *gorm.DB, typ, id string, version in
 
 // StateAtBackward is StateAt always walking backward from the current row.
 func StateAtBackward(ctx context.Context, db *gorm.DB, typ, id string, version int) (*State, error) {
-	return stateAt(ctx, db, Ref{typ, id}, version, ReadOptions{}, dirBackward)
+	return stateAt(ctx, db, Ref{typ, id}, version, ReadOptions{}, false)
 }

@@ -59,7 +59,8 @@ func randomStepHistory(t testing.TB, b *bundle, rng *rand.Rand, n int) (id strin
 
 // TestStateAtForwardMatchesBackward rebuilds every version of random
 // histories both ways, forward from the create and backward from the
-// current row, and checks both against the step as it was.
+// current row, and as StateAt chooses, and checks each against the step as
+// it was.
 func TestStateAtForwardMatchesBackward(t *testing.T) {
 	t.Parallel()
 	for seed := range uint64(4) {
@@ -74,15 +75,20 @@ func TestStateAtForwardMatchesBackward(t *testing.T) {
 				require.True(t, forward, "version %d replayed forward", v)
 				back, err := audit.StateAtBackward(b.ctx, b.db, runbooks.TypeStep, id, v)
 				require.NoError(t, err)
+				auto, err := audit.StateAt(b.ctx, b.db, runbooks.TypeStep, id, v, nil)
+				require.NoError(t, err)
 				meta := func(s *audit.State) []any { return []any{s.Version, s.At.UTC(), s.Exists, s.AccountID, s.Skipped} }
-				if d := cmp.Diff(meta(back), meta(fwd)); d != "" {
-					t.Fatalf("version %d (-backward +forward):\n%s", v, d)
+				for _, got := range []*audit.State{fwd, auto} {
+					if d := cmp.Diff(meta(back), meta(got)); d != "" {
+						t.Fatalf("version %d (-backward +forward):\n%s", v, d)
+					}
 				}
 				want, existed := snaps[v]
 				require.Equal(t, existed, fwd.Exists, "version %d", v)
 				if existed {
-					requireStep(t, want, decodeStep(t, fwd))
-					requireStep(t, want, decodeStep(t, back))
+					for _, got := range []*audit.State{fwd, back, auto} {
+						requireStep(t, want, decodeStep(t, got))
+					}
 				}
 			}
 			// The latest version is never replayed forward.
@@ -167,16 +173,18 @@ func TestStateAtForwardKeepsChecks(t *testing.T) {
 		he := requireGap(t, err)
 		require.Equal(t, versions, he.Version)
 	})
-	t.Run("drift in the rows read", func(t *testing.T) {
-		t.Parallel()
-		b, _ := histSetup(t, audit.Config{})
-		id := longStepHistory(t, b, versions)
-		drift(t, b, id, 2, func(m map[string]json.RawMessage) { m["legacy_priority"] = json.RawMessage(`["high","low"]`) })
-		_, err := at1(b, id, nil)
-		var de *audit.DriftError
-		require.ErrorAs(t, err, &de)
-		require.Equal(t, []string{"legacy_priority"}, de.Removed)
-	})
+	for _, v := range []int{2, versions - 1} { // the row after 1; one of the newest
+		t.Run(fmt.Sprint("drift in the rows read, version ", v), func(t *testing.T) {
+			t.Parallel()
+			b, _ := histSetup(t, audit.Config{})
+			id := longStepHistory(t, b, versions)
+			drift(t, b, id, v, func(m map[string]json.RawMessage) { m["legacy_priority"] = json.RawMessage(`["high","low"]`) })
+			_, err := at1(b, id, nil)
+			var de *audit.DriftError
+			require.ErrorAs(t, err, &de)
+			require.Equal(t, []string{"legacy_priority"}, de.Removed)
+		})
+	}
 	t.Run("drift only in rows not read", func(t *testing.T) {
 		t.Parallel()
 		b, _ := histSetup(t, audit.Config{})

@@ -24,6 +24,14 @@ type Since struct {
 	at      *time.Time
 	auditID *int64
 	version int
+	limit   int
+}
+
+// Limit is s reading at most n rows, the newest; 0 means no limit. A
+// limited read is for one record only.
+func (s Since) Limit(n int) Since {
+	s.limit = n
+	return s
 }
 
 // SinceTime is the point of moment at: the rows created after it, and the
@@ -63,8 +71,12 @@ func lastUpTo(col, bound string) string {
 // ids that a rebuild from since needs, ordered by id and then version
 // descending.
 func History(q *gorm.DB, typ string, ids []string, since Since) (out []Entry, err error) {
-	return scanEntries(since.where(q.Table(Table).Where("auditable_type = ? AND auditable_id IN ?", typ, ids)).
-		Order("auditable_id, version DESC"))
+	q = since.where(q.Table(Table).Where("auditable_type = ? AND auditable_id IN ?", typ, ids))
+	if since.limit > 0 {
+		// One record: an order the index serves, so only limit rows are read.
+		return scanEntries(q.Order("version DESC").Limit(since.limit))
+	}
+	return scanEntries(q.Order("auditable_id, version DESC"))
 }
 
 // UpTo reads the audit rows of record (typ, id) with versions up to
