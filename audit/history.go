@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"time"
@@ -49,19 +50,45 @@ func (s *State) Decode(dst any) error {
 }
 
 // StateAt returns record (typ, id) as it was right after its audit version
-// version: rebuilt from its current row by undoing every later audit, so
-// that history that starts after the record was created (an account enabled
-// later) still rebuilds. It works for destroyed records too: a destroy's row
-// holds the values it had.
+// version. It works for destroyed records too: a destroy's row holds the
+// values it had.
 //
-// The cost grows with the number of versions after version, not before it:
-// recent versions are cheap, the first version of a long history reads it
-// all. Replaying forward from a create instead would be cheaper there, but
-// would neither serve histories that start late nor see schema drift in the
-// later rows a revert has to undo, so both are reported the same way
-// whatever the version.
+// It rebuilds the state one of two ways, whichever reads less. Near the end
+// of a history it undoes every later audit from the current row, so that
+// history that starts after the record was created (an account enabled
+// later) still rebuilds; the cost grows with the number of versions after
+// version. Near the start of a history that begins with the record's create
+// (at least 8 versions before its end, in the first half) it replays the
+// rows 1..version forward from the create and reads of the later rows only
+// the newest 8, the last of which must describe the current row as the
+// backward walk requires, and (under [ReadOptions].AccountID) their
+// accounts; the cost grows with version. Whenever a row read forward is not what a plain
+// replay expects (drift, a malformed row), the record's accounts differ, or
+// [Config].EnabledAccountsOnly is set (gaps need every row), it walks
+// backward instead, so errors are reported exactly as before. The one
+// difference: a forward replay does not read, so does not report as
+// [DriftError].Removed, a column the model no longer audits that appears
+// only in rows strictly between version+1 and the newest 8 (and not in the
+// create); such a column is not part of the state either way.
 func StateAt(ctx context.Context, db *gorm.DB, typ, id string, version int, opts *ReadOptions) (*State, error) {
-	hs, err := loadHistories(ctx, db, []Ref{{typ, id}}, point{version: version}, readOptions(opts), false)
+	return stateAt(ctx, db, Ref{typ, id}, version, readOptions(opts), true)
+}
+
+// stateAt is StateAt; with auto false it always walks backward (tests
+// compare both ways).
+func stateAt(ctx context.Context, db *gorm.DB, ref Ref, version int, o ReadOptions, auto bool) (*State, error) {
+	pt := point{version: version}
+	if auto {
+		pt.limit = forwardMin // a longer rest is not read: replay forward
+	}
+	hs, err := loadHistories(ctx, db, []Ref{ref}, pt, o, false)
+	if errors.Is(err, errTruncated) {
+		if s, err := forward(hs[0], version); s != nil || err != nil {
+			return s, err
+		}
+		pt.limit = 0
+		hs, err = loadHistories(ctx, db, []Ref{ref}, pt, o, false)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -70,6 +97,17 @@ func StateAt(ctx context.Context, db *gorm.DB, typ, id string, version int, opts
 		return nil, err
 	}
 	return w.state(version)
+}
+
+// forward replays h to version v when it can (see history.prefix); nil, nil
+// when the backward walk must decide.
+func forward(h *history, v int) (*State, error) {
+	prefix, ok, err := h.prefix(v, false)
+	if err != nil || !ok {
+		return nil, err
+	}
+	s, _ := h.replay(prefix, v)
+	return s, nil
 }
 
 // StateAsOf returns record (typ, id) as it was at moment t: after its last

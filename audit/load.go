@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -61,6 +62,9 @@ func loadHistories(ctx context.Context, db *gorm.DB, refs []Ref, pt point, o Rea
 		return nil, ErrNoPlugin
 	}
 	q := db.Session(&gorm.Session{NewDB: true, Context: ctx})
+	if p.cfg.EnabledAccountsOnly || len(refs) != 1 {
+		pt.limit = 0 // gaps need every row's account and moment
+	}
 	if pt.byAudit {
 		// The moment of the point: gaps that end before it do not matter.
 		at, ok, err := auditsql.CreatedAtUpTo(q, pt.auditID)
@@ -96,6 +100,9 @@ func loadHistories(ctx context.Context, db *gorm.DB, refs []Ref, pt point, o Rea
 			}
 		}
 	}
+	if h := hs[0]; pt.limit > 0 && len(h.rows) == pt.limit && h.rows[pt.limit-1].Version > pt.version {
+		return hs, errTruncated
+	}
 	if p.cfg.EnabledAccountsOnly {
 		if err := loadGaps(q, hs); err != nil {
 			return nil, err
@@ -108,6 +115,10 @@ func loadHistories(ctx context.Context, db *gorm.DB, refs []Ref, pt point, o Rea
 	}
 	return hs, nil
 }
+
+// errTruncated reports a history cut short by point.limit: more than limit
+// rows follow the point. It never leaves the package.
+var errTruncated = errors.New("audit: history read truncated")
 
 // loadBatch bounds the records of one IN list.
 const loadBatch = 500
@@ -127,17 +138,9 @@ func (p *Plugin) loadBatch(q *gorm.DB, group []*history, lock bool) error {
 		byID[h.ID] = append(byID[h.ID], h)
 	}
 
-	rq := q.Table(m.schema.Table).Where(clause.IN{Column: clause.Column{Table: clause.CurrentTable, Name: m.pk.DBName}, Values: keys})
-	if lock {
-		rq = p.dialect.ForUpdate(rq)
-	}
-	rows, err := rq.Rows()
+	recs, err := p.readRecords(q, m, keys, lock)
 	if err != nil {
-		return fmt.Errorf("audit: read %s rows: %w", m.schema.Table, err)
-	}
-	recs, err := scanRecords(ctx, rows, m.schema)
-	if err != nil {
-		return fmt.Errorf("audit: read %s rows: %w", m.schema.Table, err)
+		return err
 	}
 	for _, rv := range recs {
 		for _, h := range byID[key(ctx, m.pk, rv)] {
@@ -157,10 +160,28 @@ func (p *Plugin) loadBatch(q *gorm.DB, group []*history, lock bool) error {
 	return nil
 }
 
+// readRecords reads the current rows of model m with the given primary
+// keys; with lock, locked (PostgreSQL) until the transaction ends.
+func (p *Plugin) readRecords(q *gorm.DB, m *model, keys []any, lock bool) ([]reflect.Value, error) {
+	rq := q.Table(m.schema.Table).Where(clause.IN{Column: clause.Column{Table: clause.CurrentTable, Name: m.pk.DBName}, Values: keys})
+	if lock {
+		rq = p.dialect.ForUpdate(rq)
+	}
+	rows, err := rq.Rows()
+	if err != nil {
+		return nil, fmt.Errorf("audit: read %s rows: %w", m.schema.Table, err)
+	}
+	recs, err := scanRecords(q.Statement.Context, rows, m.schema)
+	if err != nil {
+		return nil, fmt.Errorf("audit: read %s rows: %w", m.schema.Table, err)
+	}
+	return recs, nil
+}
+
 // readAudits reads the audit rows of the records of type typ with the given
 // ids from point pt on (and the last one before it), newest first per record.
 func readAudits(q *gorm.DB, typ string, ids []string, pt point) ([]Audit, error) {
-	since := auditsql.SinceVersion(pt.version)
+	since := auditsql.SinceVersion(pt.version).Limit(pt.limit)
 	switch {
 	case pt.byTime:
 		since = auditsql.SinceTime(pt.at)
@@ -171,6 +192,11 @@ func readAudits(q *gorm.DB, typ string, ids []string, pt point) ([]Audit, error)
 	if err != nil {
 		return nil, err
 	}
+	return auditsOf(entries)
+}
+
+// auditsOf converts the entries read by auditsql into audit rows.
+func auditsOf(entries []auditsql.Entry) ([]Audit, error) {
 	out := make([]Audit, len(entries))
 	for i, e := range entries {
 		out[i] = Audit{ID: e.ID, AuditableID: e.AuditableID, Version: e.Version, Action: Action(e.Action),
@@ -326,6 +352,10 @@ func (h *history) bounds(q *gorm.DB) (first, last int, err error) {
 // after an audit row.
 type point struct {
 	version int
+	// limit, for one record's version, reads at most its newest limit
+	// rows: loadHistories then returns errTruncated if they do not reach
+	// back to version.
+	limit   int
 	at      time.Time // byTime: the moment; byAudit: the audit row's created_at
 	byTime  bool
 	auditID int64
@@ -344,4 +374,140 @@ func (h *history) moment(v int) time.Time {
 		}
 	}
 	return time.Time{}
+}
+
+// forwardMin is the fewest versions after the requested one for which
+// StateAt replays forward from the create rather than walking backward. It
+// first reads at most this many of the newest rows, as the backward walk
+// would: reading on costs ~5 µs a row on SQLite, so a small limit keeps
+// the forward case cheap, and a history that ends within it is walked back
+// with the statements StateAt always used.
+const forwardMin = 8
+
+// loadPrefix reads what a forward replay of record ref to version v needs
+// (see history.prefix), when nothing is known of it yet: its last audit row
+// and its current row first.
+func loadPrefix(ctx context.Context, db *gorm.DB, ref Ref, v int, o ReadOptions, force bool) (h *history, prefix []Audit, ok bool, err error) {
+	p, ok := FromDB(db)
+	if !ok || p.cfg.EnabledAccountsOnly {
+		return nil, nil, false, nil // gaps need every row's account and moment
+	}
+	m, ok := p.byType[ref.Type]
+	if !ok {
+		return nil, nil, false, nil
+	}
+	pk, err := m.keyValue(ref.ID)
+	if err != nil {
+		return nil, nil, false, nil
+	}
+	q := db.Session(&gorm.Session{NewDB: true, Context: ctx})
+	entries, err := auditsql.Last(q, ref.Type, ref.ID)
+	if err != nil || len(entries) == 0 {
+		return nil, nil, false, readError(ref, err)
+	}
+	lastRow, err := auditsOf(entries)
+	if err != nil {
+		return nil, nil, false, readError(ref, err)
+	}
+	recs, err := p.readRecords(q, m, []any{pk}, false)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	h = &history{Ref: ref, ctx: ctx, q: q, m: m, pt: point{version: v}, opts: o, rows: lastRow}
+	if len(recs) > 0 {
+		h.cur, h.curExists = recs[0], true
+	}
+	prefix, ok, err = h.prefix(v, force)
+	return h, prefix, ok, err
+}
+
+// prefix reads the audit rows 1..v+1 that a forward replay to version v
+// needs, given the history's current row and its newest audit rows (the
+// last one at least), which are checked as the backward walk checks them:
+// the current row against the last, no column the model no longer audits.
+// It reads neither the
+// audited_changes nor anything else of the rows in between, except their
+// accounts under [ReadOptions].AccountID. The returned rows end with the
+// last one. ok is false when a forward replay is not chosen (v is nearer
+// the end or, unless force, fewer than forwardMin versions before it) or
+// not provable from these rows; the caller then walks backward, which
+// decides and reports exactly as before. h.rows is left with the last row
+// only.
+func (h *history) prefix(v int, force bool) (prefix []Audit, ok bool, err error) {
+	for _, a := range h.rows {
+		for col := range a.AuditedChanges {
+			if !h.m.audits(col) {
+				return nil, false, nil // drift in a row read: walk back to report it
+			}
+		}
+	}
+	h.rows = h.rows[:1]
+	last := h.rows[0].Version
+	if v < 1 || v >= last || (!force && (last-v < forwardMin || v > last/2)) {
+		return nil, false, nil
+	}
+	entries, err := auditsql.UpTo(h.q, h.Type, h.ID, min(v+1, last-1))
+	if err != nil {
+		return nil, false, readError(h.Ref, err)
+	}
+	if prefix, err = auditsOf(entries); err != nil {
+		return nil, false, readError(h.Ref, err)
+	}
+	prefix = append(prefix, h.rows[0])
+	if !contiguous(prefix, v, last) || h.checkCurrent() != nil {
+		return nil, false, nil
+	}
+	if ok, err := h.oneAccount(prefix, v); !ok || err != nil {
+		return nil, false, err
+	}
+	return prefix, true, nil
+}
+
+// readError wraps an error reading the history of ref; nil stays nil.
+func readError(ref Ref, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("audit: read history of %s: %w", ref, err)
+}
+
+// contiguous reports whether prefix holds versions 1..v+1 in order and then
+// version last.
+func contiguous(prefix []Audit, v, last int) bool {
+	if len(prefix) != min(v+2, last) || prefix[len(prefix)-1].Version != last {
+		return false
+	}
+	for i := range min(v+1, len(prefix)) {
+		if prefix[i].Version != i+1 {
+			return false
+		}
+	}
+	return true
+}
+
+// oneAccount reports whether the current row and the audit rows of prefix
+// share one account and, under [ReadOptions].AccountID, whether it and the
+// account of every row after version v is the caller's.
+func (h *history) oneAccount(prefix []Audit, v int) (bool, error) {
+	acct := prefix[0].AccountID
+	if h.curExists && h.m.accountOf(h.ctx, h.cur) != acct {
+		return false, nil
+	}
+	for _, a := range prefix {
+		if a.AccountID != acct {
+			return false, nil
+		}
+	}
+	want := h.opts.AccountID
+	if want == nil {
+		return true, nil
+	}
+	if acct != *want {
+		return false, nil
+	}
+	other, err := auditsql.OtherAccount(h.q, h.Type, h.ID, v, *want)
+	if err != nil {
+		return false, fmt.Errorf("audit: read history of %s: %w", h.Ref, err)
+	}
+	return !other, nil
 }

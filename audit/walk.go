@@ -187,3 +187,79 @@ func (w *walker) state(v int) (*State, error) {
 	}
 	return s, nil
 }
+
+// replay rebuilds the state at version v forward from the record's create,
+// over prefix: its audit rows 1..v+1 in order, then its last one (see
+// loadPrefix). ok is false when the rows are not what a plain replay
+// expects: a column the model no longer audits (in any row read), a model
+// column a create lacks, a malformed pair, a destroy it cannot classify.
+// The backward walk then decides and reports those.
+func (h *history) replay(prefix []Audit, v int) (s *State, ok bool) {
+	m := h.m
+	for _, a := range []*Audit{&prefix[len(prefix)-1], &prefix[min(v, len(prefix)-1)]} {
+		for col := range a.AuditedChanges {
+			if !m.audits(col) {
+				return nil, false // drift in a later row: walk back to report it
+			}
+		}
+	}
+	var attrs Changes
+	for i := range v {
+		a := &prefix[i]
+		switch {
+		case a.Action == ActionCreate && attrs == nil:
+			if attrs, ok = h.snapshot(a); !ok {
+				return nil, false
+			}
+		case a.Action == ActionUpdate && attrs != nil:
+			for col := range a.AuditedChanges {
+				_, val, ok := a.AuditedChanges.Pair(col)
+				if !ok || !m.audits(col) {
+					return nil, false
+				}
+				if !m.redact[col] {
+					attrs[col] = val
+				}
+			}
+		case a.Action == ActionDestroy && attrs != nil && prefix[i+1].Action == ActionCreate:
+			attrs = nil // a hard delete: the record is created again later
+		case a.Action == ActionDestroy && attrs != nil:
+			// The record outlived the destroy: a soft delete, which set
+			// its deletion column.
+			f := m.deletedAtField()
+			if f == nil {
+				return nil, false
+			}
+			val, ok := a.AuditedChanges[f.DBName]
+			if !ok {
+				return nil, false
+			}
+			attrs[f.DBName] = val
+		default:
+			return nil, false
+		}
+	}
+	return &State{Ref: h.Ref, Version: v, At: prefix[v-1].CreatedAt, Exists: attrs != nil,
+		AccountID: prefix[0].AccountID, Attributes: attrs, m: m}, true
+}
+
+// snapshot returns the audited columns of a create's row, with redacted
+// ones as [RedactedValue]; ok is false unless it holds exactly the columns
+// the model audits.
+func (h *history) snapshot(a *Audit) (Changes, bool) {
+	if len(a.AuditedChanges) != len(h.m.fields) {
+		return nil, false
+	}
+	attrs := make(Changes, len(h.m.fields))
+	for _, f := range h.m.fields {
+		raw, ok := a.AuditedChanges[f.DBName]
+		if !ok {
+			return nil, false
+		}
+		if h.m.redact[f.DBName] {
+			raw = redacted
+		}
+		attrs[f.DBName] = raw
+	}
+	return attrs, true
+}

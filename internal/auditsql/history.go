@@ -24,6 +24,14 @@ type Since struct {
 	at      *time.Time
 	auditID *int64
 	version int
+	limit   int
+}
+
+// Limit is s reading at most n rows, the newest; 0 means no limit. A
+// limited read is for one record only.
+func (s Since) Limit(n int) Since {
+	s.limit = n
+	return s
 }
 
 // SinceTime is the point of moment at: the rows created after it, and the
@@ -61,12 +69,34 @@ func lastUpTo(col, bound string) string {
 
 // History reads the audit rows of the records of type typ with the given
 // ids that a rebuild from since needs, ordered by id and then version
-// descending. It selects only the columns of [Entry] and scans them without
-// gorm's per-row reflection: histories can be long.
+// descending.
 func History(q *gorm.DB, typ string, ids []string, since Since) (out []Entry, err error) {
-	rows, err := since.where(q.Table(Table).Where("auditable_type = ? AND auditable_id IN ?", typ, ids)).
-		Select("id, auditable_id, version, action, audited_changes, created_at, account_id").
-		Order("auditable_id, version DESC").Rows()
+	q = since.where(q.Table(Table).Where("auditable_type = ? AND auditable_id IN ?", typ, ids))
+	if since.limit > 0 {
+		// One record: an order the index serves, so only limit rows are read.
+		return scanEntries(q.Order("version DESC").Limit(since.limit))
+	}
+	return scanEntries(q.Order("auditable_id, version DESC"))
+}
+
+// UpTo reads the audit rows of record (typ, id) with versions up to
+// version, in version order: what a forward replay to version needs.
+func UpTo(q *gorm.DB, typ, id string, version int) ([]Entry, error) {
+	return scanEntries(q.Table(Table).Where("auditable_type = ? AND auditable_id = ? AND version <= ?", typ, id, version).
+		Order("version"))
+}
+
+// Last reads the last audit row of record (typ, id): none, or one.
+func Last(q *gorm.DB, typ, id string) ([]Entry, error) {
+	return scanEntries(q.Table(Table).Where("auditable_type = ? AND auditable_id = ?", typ, id).
+		Order("version DESC").Limit(1))
+}
+
+// scanEntries runs q, a query on the audits table, selecting the columns of
+// [Entry] and scanning them without gorm's per-row reflection: histories can
+// be long.
+func scanEntries(q *gorm.DB) (out []Entry, err error) {
+	rows, err := q.Select("id, auditable_id, version, action, audited_changes, created_at, account_id").Rows()
 	if err != nil {
 		return nil, err
 	}
@@ -149,4 +179,13 @@ func MemberIDs(q *gorm.DB, typ, id, memberType string) ([]string, error) {
 		Where("associated_type = ? AND associated_id = ? AND auditable_type = ?", typ, id, memberType).
 		Order("auditable_id").Pluck("auditable_id", &ids).Error
 	return ids, err
+}
+
+// OtherAccount reports whether record (typ, id) has an audit row with a
+// version above version whose account_id is not account.
+func OtherAccount(q *gorm.DB, typ, id string, version int, account int64) (bool, error) {
+	var ids []int64
+	err := q.Table(Table).Where("auditable_type = ? AND auditable_id = ? AND version > ? AND account_id <> ?",
+		typ, id, version, account).Limit(1).Pluck("id", &ids).Error
+	return len(ids) > 0, err
 }
