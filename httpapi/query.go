@@ -199,7 +199,11 @@ func (q *query) parseFilters(seen map[string]string, lim limits) error {
 		if err != nil {
 			return paramErr(name, "must be an RFC 3339 time such as 2022-04-26T19:34:32.889Z")
 		}
-		t = t.UTC()
+		// An offset can carry a time written in year 0000 or 9999 out of
+		// the years RFC 3339 can write once in UTC.
+		if t = t.UTC(); t.Year() < 1 || t.Year() > 9999 {
+			return paramErr(name, "must lie between the years 0001 and 9999 in UTC")
+		}
 		*p.bound = &t
 	}
 	if q.Since != nil && q.Until != nil && !q.Since.Before(*q.Until) {
