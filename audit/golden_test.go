@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gormaudit/gormaudit/audit"
+	"github.com/gormaudit/gormaudit/internal/jsontest"
 	"github.com/gormaudit/gormaudit/runbooks"
 )
 
@@ -90,7 +91,7 @@ func TestGoldenStepCreate(t *testing.T) {
 	require.NoError(t, json.Unmarshal(raw, &seedText))
 	gotText, err := json.Marshal(got.AuditedChanges)
 	require.NoError(t, err)
-	if d := cmp.Diff(keysOf(t, seedText.AuditedChanges), keysOf(t, gotText)); d != "" {
+	if d := cmp.Diff(jsontest.ObjectKeys(t, seedText.AuditedChanges), jsontest.ObjectKeys(t, gotText)); d != "" {
 		t.Fatalf("audited_changes key order (-seed +got):\n%s", d)
 	}
 	require.Equal(t, runbooks.TypeRunbook, got.AssociatedType)

@@ -1,7 +1,6 @@
 package audit_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"testing"
 	"time"
@@ -10,25 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gormaudit/gormaudit/audit"
+	"github.com/gormaudit/gormaudit/internal/jsontest"
 )
-
-// keysOf returns the keys of the JSON object b in the order they appear.
-func keysOf(t *testing.T, b []byte) []string {
-	t.Helper()
-	d := json.NewDecoder(bytes.NewReader(b))
-	tok, err := d.Token()
-	require.NoError(t, err)
-	require.Equal(t, json.Delim('{'), tok)
-	var keys []string
-	for d.More() {
-		k, err := d.Token()
-		require.NoError(t, err)
-		keys = append(keys, k.(string))
-		var skip json.RawMessage
-		require.NoError(t, d.Decode(&skip))
-	}
-	return keys
-}
 
 func TestAuditJSONAbsentMetadataIsNull(t *testing.T) {
 	t.Parallel()
@@ -72,10 +54,10 @@ func TestChangesKeysInJSONBOrder(t *testing.T) {
 	want := []string{"a", "b", "aa", "name", "config", "account_id", "repeats_at", "repeats_duration"}
 	b, err := json.Marshal(c)
 	require.NoError(t, err)
-	require.Equal(t, want, keysOf(t, b), "MarshalJSON")
+	require.Equal(t, want, jsontest.ObjectKeys(t, b), "MarshalJSON")
 	v, err := c.Value()
 	require.NoError(t, err)
-	require.Equal(t, want, keysOf(t, []byte(v.(string))), "Value, the stored text")
+	require.Equal(t, want, jsontest.ObjectKeys(t, []byte(v.(string))), "Value, the stored text")
 }
 
 func TestChangesScan(t *testing.T) {

@@ -22,6 +22,7 @@ import (
 	"github.com/gormaudit/gormaudit/audit"
 	"github.com/gormaudit/gormaudit/httpapi/apitype"
 	"github.com/gormaudit/gormaudit/internal/fixture"
+	"github.com/gormaudit/gormaudit/internal/jsontest"
 	"github.com/gormaudit/gormaudit/runbooks"
 )
 
@@ -115,30 +116,13 @@ func TestResponseMatchesSeedRow(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(res.body, &texts))
 	require.NoError(t, json.Unmarshal(raw, &texts))
-	if d := cmp.Diff(objectKeys(t, texts.AuditedChanges), objectKeys(t, texts.Data[0].AuditedChanges)); d != "" {
+	if d := cmp.Diff(jsontest.ObjectKeys(t, texts.AuditedChanges), jsontest.ObjectKeys(t, texts.Data[0].AuditedChanges)); d != "" {
 		t.Fatalf("audited_changes key order (-seed +got):\n%s", d)
 	}
 	wantPage := map[string]any{"count": 1.0, "count_exact": true, "page": 1.0, "per_page": 20.0, "items": 1.0, "pages": 1.0, "last": 1.0, "prev": nil, "next": nil}
 	if d := cmp.Diff(wantPage, body.Pagination); d != "" {
 		t.Fatalf("pagination (-want +got):\n%s", d)
 	}
-}
-
-// objectKeys returns the keys of the JSON object b in their order.
-func objectKeys(t *testing.T, b []byte) []string {
-	t.Helper()
-	d := json.NewDecoder(bytes.NewReader(b))
-	_, err := d.Token() // {
-	require.NoError(t, err)
-	var keys []string
-	for d.More() {
-		k, err := d.Token()
-		require.NoError(t, err)
-		keys = append(keys, k.(string))
-		var skip json.RawMessage
-		require.NoError(t, d.Decode(&skip))
-	}
-	return keys
 }
 
 func TestOnlyGETAndHEAD(t *testing.T) {

@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gormaudit/gormaudit/internal/jsontest"
 	"github.com/gormaudit/gormaudit/runbooks"
 )
 
@@ -54,30 +54,13 @@ func TestEventRowIsInTheHostedForm(t *testing.T) {
 		for _, k := range []string{"comment", "remote_address", "request_uuid"} {
 			require.Equal(t, "null", string(ev.Audit[k]), "%s in %s", k, body)
 		}
-		keys := objectKeys(t, ev.Audit["audited_changes"])
+		keys := jsontest.ObjectKeys(t, ev.Audit["audited_changes"])
 		want := append([]string(nil), keys...)
 		sortJSONB(want)
 		if d := cmp.Diff(want, keys); d != "" {
 			t.Fatalf("audited_changes keys not in jsonb order (-want +got):\n%s", d)
 		}
 	}
-}
-
-// objectKeys returns the keys of JSON object b in their order.
-func objectKeys(t *testing.T, b []byte) []string {
-	t.Helper()
-	d := json.NewDecoder(bytes.NewReader(b))
-	_, err := d.Token()
-	require.NoError(t, err)
-	var keys []string
-	for d.More() {
-		k, err := d.Token()
-		require.NoError(t, err)
-		keys = append(keys, k.(string))
-		var skip json.RawMessage
-		require.NoError(t, d.Decode(&skip))
-	}
-	return keys
 }
 
 // sortJSONB sorts keys as PostgreSQL's jsonb stores them: shorter first,

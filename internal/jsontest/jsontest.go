@@ -2,6 +2,7 @@
 package jsontest
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
 
@@ -29,4 +30,27 @@ func normalize(t testing.TB, v any) any {
 		t.Fatalf("jsontest: decode %s: %v", b, err)
 	}
 	return out
+}
+
+// ObjectKeys returns the keys of the JSON object b in the order they appear
+// in its text, failing t if b is not an object.
+func ObjectKeys(t testing.TB, b []byte) []string {
+	t.Helper()
+	d := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := d.Token(); err != nil || tok != json.Delim('{') {
+		t.Fatalf("jsontest: %s is not a JSON object", b)
+	}
+	var keys []string
+	for d.More() {
+		k, err := d.Token()
+		if err != nil {
+			t.Fatalf("jsontest: read key of %s: %v", b, err)
+		}
+		keys = append(keys, k.(string))
+		var skip json.RawMessage
+		if err := d.Decode(&skip); err != nil {
+			t.Fatalf("jsontest: read value of %s: %v", b, err)
+		}
+	}
+	return keys
 }
