@@ -78,17 +78,27 @@ func (in *revertInput) options(c call, plan *audit.Plan) *audit.RevertOptions {
 	}
 }
 
+// readRevert decodes a revert's body and checks that it names exactly one
+// point; versionField is the route's own version field.
+func readRevert(r *http.Request, versionField string) (*revertInput, error) {
+	var in revertInput
+	if err := decode(r, &in); err != nil {
+		return nil, err
+	}
+	if err := in.point(versionField); err != nil {
+		return nil, err
+	}
+	return &in, nil
+}
+
 // revertRunbook puts a runbook and its steps back to one point.
 func (s *server) revertRunbook(w http.ResponseWriter, r *http.Request, c call) error {
 	id, err := pathID(r, "id")
 	if err != nil {
 		return err
 	}
-	var in revertInput
-	if err := decode(r, &in); err != nil {
-		return err
-	}
-	if err := in.point("runbook_version"); err != nil {
+	in, err := readRevert(r, "runbook_version")
+	if err != nil {
 		return err
 	}
 	var plan audit.Plan
@@ -106,7 +116,7 @@ func (s *server) revertRunbook(w http.ResponseWriter, r *http.Request, c call) e
 		}
 		revert = func() error { return runbooks.Revert(c.ctx, s.db, id, at, opts) }
 	}
-	return s.runRevert(w, c, &in, &plan, "runbook_version", revert)
+	return s.runRevert(w, c, in, &plan, "runbook_version", revert)
 }
 
 // revertStep puts one step of a runbook back to one point. The step may
@@ -120,11 +130,8 @@ func (s *server) revertStep(w http.ResponseWriter, r *http.Request, c call) erro
 	if err != nil {
 		return err
 	}
-	var in revertInput
-	if err := decode(r, &in); err != nil {
-		return err
-	}
-	if err := in.point("step_version"); err != nil {
+	in, err := readRevert(r, "step_version")
+	if err != nil {
 		return err
 	}
 	if err := s.stepOfRunbook(c, rbID, stepID); err != nil {
@@ -149,7 +156,7 @@ func (s *server) revertStep(w http.ResponseWriter, r *http.Request, c call) erro
 		}
 		revert = func() error { return audit.RevertAsOf(c.ctx, s.db, runbooks.TypeStep, stepID, at, opts) }
 	}
-	return s.runRevert(w, c, &in, &plan, "step_version", revert)
+	return s.runRevert(w, c, in, &plan, "step_version", revert)
 }
 
 // stepOfRunbook answers 404 unless step stepID of the caller's account is,
