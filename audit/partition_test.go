@@ -248,3 +248,55 @@ func TestAWriteWithNoPartitionFailsAndWritesNothing(t *testing.T) {
 	require.NoError(t, b.db.Raw(`SELECT DISTINCT tableoid::regclass::text FROM audits`).Scan(&where).Error)
 	require.Equal(t, "audits_p2035_06", where)
 }
+
+// TestConvertingWhileWritingLosesNothing converts the audits table while
+// eight writers update one step each: a write that meets the conversion
+// waits for it and lands in the partitioned table, so every update
+// commits and every step's versions run 1..n.
+func TestConvertingWhileWritingLosesNothing(t *testing.T) {
+	requirePostgres(t)
+	t.Parallel()
+	b := setup(t, audit.Config{})
+	ctx := context.Background()
+	dropAudits(t, b.db)
+	require.NoError(t, audit.Migrate(ctx, b.db))
+	require.Equal(t, "r", relkind(t, b.db), "plain before the conversion")
+	w := newWorld(t, b)
+	steps := append(w.steps, make([]runbooks.Step, 5)...)
+	for i := 3; i < len(steps); i++ {
+		steps[i] = runbooks.Step{AccountID: 7, RunbookID: w.runbook.ID, Name: "more", Position: i}
+		require.NoError(t, b.w().Create(&steps[i]).Error)
+	}
+
+	const each = 30
+	started := make(chan struct{}, len(steps))
+	errs := make(chan error, len(steps)*each)
+	var wg sync.WaitGroup
+	for _, s := range steps {
+		wg.Go(func() {
+			for i := range each {
+				errs <- b.w().Model(&runbooks.Step{ID: s.ID}).Update("position", gorm.Expr("position + 1")).Error
+				if i == 2 {
+					started <- struct{}{}
+				}
+			}
+		})
+	}
+	for range steps {
+		<-started // every writer is under way
+	}
+	require.NoError(t, audit.Partition(ctx, b.db, nil))
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	require.Equal(t, "p", relkind(t, b.db))
+	for _, s := range steps {
+		want := make([]int, each+1)
+		for i := range want {
+			want[i] = i + 1
+		}
+		require.Equal(t, want, versionsOf(t, b, runbooks.TypeStep, s.ID))
+	}
+}

@@ -160,9 +160,6 @@ func openPostgres(t testing.TB, raw string, cfg *gorm.Config) (*gorm.DB, string)
 		t.Fatalf("dbtest: %v", err)
 	}
 	sqlDB.SetMaxOpenConns(40)
-	if err := setUpLayout(db); err != nil {
-		t.Fatalf("dbtest: %s=%q: %v", EnvLayout, os.Getenv(EnvLayout), err)
-	}
 	t.Cleanup(func() {
 		_ = sqlDB.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -177,6 +174,9 @@ func openPostgres(t testing.TB, raw string, cfg *gorm.Config) (*gorm.DB, string)
 			t.Errorf("dbtest: drop schema %s: %v", schema, err)
 		}
 	})
+	if err := setUpLayout(db); err != nil {
+		t.Fatalf("dbtest: %s=%q: %v", EnvLayout, os.Getenv(EnvLayout), err)
+	}
 	return db, dsn
 }
 
