@@ -11,8 +11,8 @@ import (
 	"github.com/gormaudit/gormaudit/internal/pgfuse"
 )
 
-// Migrate creates or updates the audit tables (audits, audit_accounts and
-// audit_account_gaps) and their indexes, and on PostgreSQL the functions
+// Migrate creates or updates the audit tables (audits, audit_accounts,
+// audit_account_gaps and audit_horizons) and their indexes, and on PostgreSQL the functions
 // gormaudit_next_version, gormaudit_refuse and gormaudit_refuse_change that
 // statements writing their own audit rows call. It is safe to run on every
 // start, and must run again after upgrading this module.
@@ -29,7 +29,7 @@ import (
 //   - (account_id, user_id, created_at): one actor's changes by time, for
 //     the user_id filter of the httpapi package.
 func Migrate(ctx context.Context, db *gorm.DB) error {
-	if err := db.WithContext(ctx).AutoMigrate(&Audit{}, &AccountStatus{}, &AccountGap{}); err != nil {
+	if err := db.WithContext(ctx).AutoMigrate(&Audit{}, &AccountStatus{}, &AccountGap{}, &Horizon{}); err != nil {
 		return fmt.Errorf("audit: migrate: %w", err)
 	}
 	if dialect.Of(db).SingleStatementCapture() {
