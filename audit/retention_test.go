@@ -235,13 +235,7 @@ func TestPruneArchiveRoundTrip(t *testing.T) {
 		return nil
 	})
 	require.NoError(t, err)
-	// jsonb's text has spaces that the audit-row format (compact JSON) has not.
-	compact := cmp.Transformer("compact", func(c audit.Changes) string {
-		b, err := json.Marshal(c)
-		require.NoError(t, err)
-		return string(b)
-	})
-	if diff := cmp.Diff(removed, got, cmpopts.IgnoreFields(audit.Audit{}, "TransactionID"), compact); diff != "" {
+	if diff := cmp.Diff(removed, got, cmpopts.IgnoreFields(audit.Audit{}, "TransactionID"), compactChanges(t)); diff != "" {
 		t.Fatalf("archived rows (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff(report.Archived, chunks); diff != "" {
@@ -313,6 +307,16 @@ func gzipLines(t *testing.T, lines [][]byte) []byte {
 	}
 	require.NoError(t, gz.Close())
 	return buf.Bytes()
+}
+
+// compactChanges compares audited_changes as compact JSON: jsonb's text
+// has spaces that the audit-row format has not.
+func compactChanges(t *testing.T) cmp.Option {
+	return cmp.Transformer("compact", func(c audit.Changes) string {
+		b, err := json.Marshal(c)
+		require.NoError(t, err)
+		return string(b)
+	})
 }
 
 var errBoom = errors.New("disk full")
