@@ -64,6 +64,17 @@ func newArchiveWriter(w io.Writer) *archiveWriter {
 	return &archiveWriter{dst: w, buf: buf, gz: gz, enc: json.NewEncoder(gz)}
 }
 
+// rows writes each of rows as one line in the audit-row format, counting
+// them into c.
+func (aw *archiveWriter) rows(c *ArchiveChunk, rows []auditsql.Stored) error {
+	for i := range rows {
+		if err := aw.row(c, &rows[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // row writes s as one line in the audit-row format and counts it into c.
 func (aw *archiveWriter) row(c *ArchiveChunk, s *auditsql.Stored) error {
 	a := Audit{ID: s.ID, AccountID: s.AccountID, AuditableID: s.AuditableID, AuditableType: s.AuditableType,
@@ -113,16 +124,17 @@ func (p *prunePlan) archive(w io.Writer, report *PruneReport) error {
 	for _, part := range p.partitions {
 		c := ArchiveChunk{Partition: part.Name}
 		for after := int64(-1 << 63); ; {
-			n, err := auditsql.PartitionRows(p.q, part, after, p.opts.BatchSize, func(s *auditsql.Stored) error {
-				after = s.ID
-				return aw.row(&c, s)
-			})
+			rows, err := auditsql.PartitionRows(p.q, part, after, p.opts.BatchSize)
+			if err == nil {
+				err = aw.rows(&c, rows)
+			}
 			if err != nil {
 				return fail(fmt.Errorf("partition %s: %w", part.Name, err))
 			}
-			if n < p.opts.BatchSize {
+			if len(rows) < p.opts.BatchSize {
 				break
 			}
+			after = rows[len(rows)-1].ID
 		}
 		if err := aw.manifest(c); err != nil {
 			return fail(err)
@@ -133,9 +145,11 @@ func (p *prunePlan) archive(w io.Writer, report *PruneReport) error {
 	step := int64(p.opts.BatchSize)
 	for from := p.lo; from < p.hi; from += step {
 		c := ArchiveChunk{FromID: from, ToID: min(from+step, p.hi)}
-		if err := auditsql.PrunedRows(p.q, &p.scope, c.FromID, c.ToID, func(s *auditsql.Stored) error {
-			return aw.row(&c, s)
-		}); err != nil {
+		rows, err := auditsql.PrunedRows(p.q, &p.scope, c.FromID, c.ToID)
+		if err == nil {
+			err = aw.rows(&c, rows)
+		}
+		if err != nil {
 			return fail(err)
 		}
 		if c.Count == 0 {

@@ -74,7 +74,7 @@ type PruneOptions struct {
 	Archive io.Writer
 	// BatchSize is the width of the id range one delete transaction
 	// covers, so at most this many rows per transaction; it also bounds
-	// the rows one archive read holds. Defaults to 1000.
+	// the rows one archive read holds. Defaults to 5000.
 	BatchSize int
 	// Pause is slept between delete transactions, leaving the database to
 	// writers (on SQLite, whose single writer waits for each batch).
@@ -83,7 +83,7 @@ type PruneOptions struct {
 }
 
 // DefaultPruneBatchSize is [PruneOptions].BatchSize's default.
-const DefaultPruneBatchSize = 1000
+const DefaultPruneBatchSize = 5000
 
 func (o *PruneOptions) withDefaults() (PruneOptions, error) {
 	var out PruneOptions
@@ -296,7 +296,7 @@ func (p *prunePlan) window() error {
 	if !some {
 		return nil
 	}
-	lo, hi, ok, err := auditsql.IDRange(p.q)
+	lo, hi, ok, err := auditsql.IDRange(p.q, p.scope.Skip)
 	if err != nil || !ok {
 		return readErr("prune: read the id range", err)
 	}

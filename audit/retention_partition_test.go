@@ -21,7 +21,7 @@ import (
 // partitionAudits turns the (empty) audits table into one range-partitioned
 // on created_at, with a partition audits_pYYYY_MM for each month of 2026
 // from January to last, as the partitioned layout names them.
-func partitionAudits(t *testing.T, db *gorm.DB, last time.Month) {
+func partitionAudits(t testing.TB, db *gorm.DB, last time.Month) {
 	t.Helper()
 	stmts := []string{
 		`ALTER TABLE audits RENAME TO audits_plain`,

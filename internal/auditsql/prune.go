@@ -83,37 +83,42 @@ type Stored struct {
 	TransactionID                       int64
 }
 
-// scanStored runs q and calls fn with each row, without gorm's per-row
-// reflection: an archive can hold millions of rows.
-func scanStored(q *gorm.DB, fn func(*Stored) error) (err error) {
+// scanStored runs q and returns its rows, without gorm's per-row
+// reflection: an archive can hold millions of rows. They are read in full
+// before the caller encodes them, so that the connection is not held
+// meanwhile (on SQLite, writers may be waiting for it).
+func scanStored(q *gorm.DB) (out []Stored, err error) {
 	rows, err := q.Rows()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer func() {
 		if cerr := rows.Close(); err == nil {
 			err = cerr
 		}
 	}()
-	var s Stored
 	for rows.Next() {
+		var s Stored
 		if err := rows.Scan(&s.ID, &s.AccountID, &s.AuditableID, &s.AuditableType, &s.AssociatedID, &s.AssociatedType,
 			&s.UserID, &s.UserType, &s.Action, &s.Changes, &s.Version, &s.Comment, &s.RemoteAddress, &s.RequestUUID,
 			&s.CreatedAt, &s.TransactionID); err != nil {
-			return err
+			return nil, err
 		}
-		if err := fn(&s); err != nil {
-			return err
-		}
+		out = append(out, s)
 	}
-	return rows.Err()
+	return out, rows.Err()
 }
 
-// IDRange returns the least and greatest ids of the audits table; ok is
-// false when it is empty.
-func IDRange(q *gorm.DB) (lo, hi int64, ok bool, err error) {
+// IDRange returns the least and greatest ids of the audits table, leaving
+// out the rows created in skip; ok is false when there is none.
+func IDRange(q *gorm.DB, skip []Range) (lo, hi int64, ok bool, err error) {
 	var r struct{ Lo, Hi sql.NullInt64 }
-	if err := q.Raw(`SELECT MIN(id) AS lo, MAX(id) AS hi FROM ` + Table).Scan(&r).Error; err != nil {
+	w, args := `1 = 1`, []any{}
+	for _, s := range skip {
+		w += ` AND NOT (created_at >= ? AND created_at < ?)`
+		args = append(args, s.From.UTC(), s.To.UTC())
+	}
+	if err := q.Raw(`SELECT MIN(id) AS lo, MAX(id) AS hi FROM `+Table+` WHERE `+w, args...).Scan(&r).Error; err != nil {
 		return 0, 0, false, err
 	}
 	return r.Lo.Int64, r.Hi.Int64, r.Lo.Valid, nil
@@ -135,12 +140,11 @@ func FirstFrom(q *gorm.DB, id int64) (first int64, at time.Time, ok bool, err er
 	return rs[0].ID, rs[0].CreatedAt, true, nil
 }
 
-// PrunedRows calls fn with each row of s whose id is in [from, to), in id
-// order.
-func PrunedRows(q *gorm.DB, s *PruneScope, from, to int64, fn func(*Stored) error) error {
+// PrunedRows returns the rows of s whose id is in [from, to), in id order.
+func PrunedRows(q *gorm.DB, s *PruneScope, from, to int64) ([]Stored, error) {
 	w, args := s.where()
 	return scanStored(q.Raw(`SELECT `+listColumns+` FROM `+Table+` WHERE id >= ? AND id < ? AND `+w+` ORDER BY id`,
-		append([]any{from, to}, args...)...), fn)
+		append([]any{from, to}, args...)...))
 }
 
 // Removed is a row a DELETE removed.
@@ -222,13 +226,10 @@ func PartitionKeeps(q *gorm.DB, p Partition, accounts []AccountCutoff, kept []in
 	return len(ones) > 0, err
 }
 
-// PartitionRows calls fn with up to limit rows of partition p whose id is
-// above after, in id order, and returns how many it read.
-func PartitionRows(q *gorm.DB, p Partition, after int64, limit int, fn func(*Stored) error) (int, error) {
-	n := 0
-	err := scanStored(q.Raw(`SELECT `+listColumns+` FROM `+p.Qualified+` WHERE id > ? ORDER BY id LIMIT ?`, after, limit),
-		func(s *Stored) error { n++; return fn(s) })
-	return n, err
+// PartitionRows returns up to limit rows of partition p whose id is above
+// after, in id order.
+func PartitionRows(q *gorm.DB, p Partition, after int64, limit int) ([]Stored, error) {
+	return scanStored(q.Raw(`SELECT `+listColumns+` FROM `+p.Qualified+` WHERE id > ? ORDER BY id LIMIT ?`, after, limit))
 }
 
 // AccountRows is what a table holds of one account: how many rows, and
