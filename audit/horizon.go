@@ -9,6 +9,8 @@ import (
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+
+	"github.com/gormaudit/gormaudit/internal/auditsql"
 )
 
 // HorizonsTableName is the table that records, per account, how far
@@ -132,23 +134,27 @@ func loadHorizons(q *gorm.DB, hs []*history) error {
 // (it starts at version 1), or none recorded and none pruned, that is 0:
 // before its history. When rows were pruned, the point must lie after
 // every removed row (after the horizon), where the state is the one the
-// loaded rows start from, version first-1; otherwise the state is lost
-// and the call fails with ErrHistoryGap.
+// loaded rows start from: version first-1, or with no row left the
+// record's latest version; otherwise the state is lost and the call fails
+// with ErrHistoryGap.
 func (h *history) beforeRows() (int, error) {
 	if !h.needsHorizon() {
 		return 0, nil
 	}
 	n := len(h.rows)
-	prev := 0
-	if n > 0 {
-		prev = h.rows[n-1].Version - 1
-	}
 	hz := h.horizon
 	if hz == nil && n == 0 {
 		return 0, nil // never recorded, nothing pruned: history starts later
 	}
-	after := hz != nil && ((h.pt.byTime && !h.pt.at.Before(hz.Before)) || (h.pt.byAudit && h.pt.auditID >= hz.ThroughID))
-	if after {
+	prev := 0
+	if n > 0 {
+		prev = h.rows[n-1].Version - 1
+	}
+	if hz != nil && ((h.pt.byTime && !h.pt.at.Before(hz.Before)) || (h.pt.byAudit && h.pt.auditID >= hz.ThroughID)) {
+		if n == 0 {
+			v, _, err := auditsql.LatestVersion(h.q, h.Type, h.ID)
+			return v, readError(h.Ref, err)
+		}
 		return prev, nil
 	}
 	reason := fmt.Sprintf("the audit rows before version %d are missing", prev+1)
@@ -174,14 +180,19 @@ func (h *history) missingVersion(v int) error {
 		}
 		return &HistoryError{Ref: h.Ref, Version: v, Horizon: hz,
 			Reason: fmt.Sprintf("the audit rows before version %d were removed", first)}
-	case v >= 1 && last == 0 && h.curExists:
-		hz, ok, err := h.accountHorizon()
+	case v >= 1 && last == 0:
+		latest, _, err := auditsql.LatestVersion(h.q, h.Type, h.ID)
+		if err != nil {
+			return readError(h.Ref, err)
+		}
+		if v > latest {
+			break
+		}
+		hz, _, err := h.accountHorizon()
 		if err != nil {
 			return err
 		}
-		if ok {
-			return &HistoryError{Ref: h.Ref, Version: v, Horizon: hz, Reason: "every audit row of the record was pruned"}
-		}
+		return &HistoryError{Ref: h.Ref, Version: v, Horizon: hz, Reason: "every audit row of the record was removed"}
 	}
 	return &VersionError{Ref: h.Ref, Version: v, First: first, Last: last}
 }

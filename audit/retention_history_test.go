@@ -148,10 +148,14 @@ func TestHistoryAcrossTheHorizon(t *testing.T) {
 	if diff := cmp.Diff(&want, states[0], stateOpts); diff != "" {
 		t.Fatalf("StatesAfterAudit the horizon's last id (-before +after):\n%s", diff)
 	}
-	// s has no row left; after the horizon it is its current row.
+	// s has no row left; after the horizon it is its current row, at the
+	// version its counter holds.
 	gotS := asOf(sT, h.s.ID, day(6))
 	require.True(t, gotS.Exists)
+	require.Equal(t, 1, gotS.Version)
 	require.Equal(t, sDay6.Attributes, gotS.Attributes)
+	_, err = audit.StateAt(ctx, b.db, sT, h.s.ID, 2, nil)
+	require.ErrorIs(t, err, audit.ErrVersionNotFound, "a version never recorded is still not found")
 	// n was created after the horizon: its whole history is there, and
 	// before its create it did not exist.
 	gotN := asOf(rT, h.n.ID, day(2))
@@ -189,4 +193,15 @@ func TestRevertAcrossTheHorizon(t *testing.T) {
 	require.Equal(t, 4, plan.Records[0].Version)
 	last := b.auditsOf(t, rT, h.r.ID)
 	require.Equal(t, 7, last[len(last)-1].Version, "versions continue after the prune")
+
+	// So do those of a record whose every row was pruned.
+	require.NoError(t, b.w().Model(h.s).Update("name", "Page the incident commander").Error)
+	rows = b.auditsOf(t, runbooks.TypeStep, h.s.ID)
+	require.Len(t, rows, 1)
+	require.Equal(t, 2, rows[0].Version)
+	state, err := audit.StateAt(ctx, b.db, runbooks.TypeStep, h.s.ID, 2, nil)
+	require.NoError(t, err)
+	require.Equal(t, `"Page the incident commander"`, string(state.Attributes["name"]))
+	_, err = audit.StateAt(ctx, b.db, runbooks.TypeStep, h.s.ID, 1, nil)
+	requirePruned(t, err, "the pruned create")
 }

@@ -261,3 +261,16 @@ func DetachPartition(q *gorm.DB, p Partition) error {
 func DropDetached(q *gorm.DB, p Partition) error {
 	return q.Exec(`DROP TABLE ` + p.Qualified).Error
 }
+
+// LatestVersion returns the latest version recorded for record (typ, id),
+// as its version counter holds it: also when every audit row of the record
+// was pruned. ok is false when the record has none.
+func LatestVersion(q *gorm.DB, typ, id string) (version int, ok bool, err error) {
+	var vs []int
+	err = q.Table(VersionsTable).Where("auditable_type = ? AND auditable_id = ?", typ, id).Limit(1).
+		Pluck("version", &vs).Error
+	if err != nil || len(vs) == 0 {
+		return 0, false, err
+	}
+	return vs[0], true, nil
+}
