@@ -168,6 +168,7 @@ func TestRevertAcrossTheHorizon(t *testing.T) {
 	h := seedPrunedHistory(t)
 	b, ctx := h.b, h.b.ctx
 	rT := runbooks.TypeRunbook
+	rRows := b.auditsOf(t, rT, h.r.ID)
 	_, err := audit.Prune(ctx, b.db, audit.RetentionPolicy{Before: day(5)}, nil)
 	require.NoError(t, err)
 	rows := b.audits(t)
@@ -178,6 +179,12 @@ func TestRevertAcrossTheHorizon(t *testing.T) {
 	requirePruned(t, err, "RevertAsOf before the horizon")
 	err = runbooks.Revert(ctx, b.db, h.r.ID, day(4), nil)
 	requirePruned(t, err, "a runbook's revert before the horizon")
+	err = runbooks.RevertToVersion(ctx, b.db, h.r.ID, 2, nil)
+	requirePruned(t, err, "a runbook's revert to a pruned version")
+	err = runbooks.RevertToAudit(ctx, b.db, h.r.ID, rRows[1].ID, nil)
+	requirePruned(t, err, "a runbook's revert to a pruned audit row")
+	err = runbooks.RevertToAudit(ctx, b.db, h.r.ID, rows[len(rows)-1].ID, nil)
+	require.ErrorIs(t, err, runbooks.ErrAuditNotInRunbook, "another record's row, still there")
 	if diff := cmp.Diff(rows, b.audits(t)); diff != "" {
 		t.Fatalf("a refused revert wrote (-before +after):\n%s", diff)
 	}

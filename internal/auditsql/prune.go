@@ -274,3 +274,10 @@ func LatestVersion(q *gorm.DB, typ, id string) (version int, ok bool, err error)
 	}
 	return vs[0], true, nil
 }
+
+// Exists reports whether audit row auditID exists.
+func Exists(q *gorm.DB, auditID int64) (bool, error) {
+	var ids []int64
+	err := q.Table(Table).Where("id = ?", auditID).Limit(1).Pluck("id", &ids).Error
+	return len(ids) > 0, err
+}
