@@ -74,7 +74,8 @@ type PruneOptions struct {
 	Archive io.Writer
 	// BatchSize is the width of the id range one delete transaction
 	// covers, so at most this many rows per transaction; it also bounds
-	// the rows one archive read holds. Defaults to 5000.
+	// the rows one archive read holds. On SQLite a writer waits for the
+	// batch in progress: 1000 keeps that wait short. Defaults to 5000.
 	BatchSize int
 	// Pause is slept between delete transactions, leaving the database to
 	// writers (on SQLite, whose single writer waits for each batch).

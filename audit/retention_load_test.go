@@ -142,17 +142,23 @@ func pruneUnderLoad(tb testing.TB, b *bundle, n int, opts *audit.PruneOptions) (
 	return report, t1.Sub(t0), idle, pruning, during
 }
 
+// TestPruneWhileWritersWrite prunes 20,000 rows in batches of 2,000 while 4
+// writers write, and checks that they kept writing: none waited for more
+// than a third of the prune (on PostgreSQL they wait for no batch; on
+// SQLite, whose single writer runs one transaction at a time, for at most
+// about one). The latencies are logged; BenchmarkPrune reports them.
 func TestPruneWhileWritersWrite(t *testing.T) {
 	t.Parallel()
 	clk := &runningClock{start: date(6, 1), since: time.Now()}
 	b := setup(t, audit.Config{Now: clk.Now})
-	report, took, idle, pruning, during := pruneUnderLoad(t, b, 20000, &audit.PruneOptions{Archive: io.Discard})
+	report, took, idle, pruning, during := pruneUnderLoad(t, b, 20000,
+		&audit.PruneOptions{Archive: io.Discard, BatchSize: 2000})
 	require.Equal(t, int64(20000), report.Removed)
 	t.Logf("pruned %d rows in %v on %s; 4 writers: %d writes during the prune, longest %v (idle: %v)",
 		report.Removed, took.Round(time.Millisecond), dbtest.Dialect(), during, pruning.Round(time.Millisecond),
 		idle.Round(time.Millisecond))
 	require.Positive(t, during, "the writers wrote while the prune ran")
-	require.Less(t, pruning, time.Second, "no writer waited long")
+	require.Less(t, pruning, took/3, "no writer waited long")
 }
 
 // runningClock reads start plus the time elapsed since since.
