@@ -141,7 +141,8 @@ type PruneReport struct {
 // [StateAt], [StateAsOf], [Revert] and their relatives refuse a point
 // before it with [ErrHistoryGap], and still rebuild later points of
 // records whose early rows are gone. Versions continue after a prune. Run
-// one Prune at a time; on an error the report says what was done.
+// one Prune at a time, on a db that is not a transaction (a partition is
+// detached outside any); on an error the report says what was done.
 func Prune(ctx context.Context, db *gorm.DB, policy RetentionPolicy, opts *PruneOptions) (*PruneReport, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
