@@ -146,6 +146,20 @@
 // was not recorded ([AccountGap]), it fails with a [*HistoryError]
 // matching [ErrHistoryGap] and nothing is written.
 //
+// # Retention
+//
+// [Prune] removes the audit rows a [RetentionPolicy] does not keep: those
+// created before a global horizon, and per account before its own. On
+// PostgreSQL's partitioned layout it detaches and drops whole partitions
+// where it can; otherwise it deletes in small id-range transactions, so
+// writers do not wait. With [PruneOptions].Archive it first writes every
+// row it will remove as gzip JSON Lines with a manifest line per chunk
+// ([ReadArchive] checks one), and removes nothing unless that succeeded.
+// It records each account's [Horizon]: a point of history before it is
+// refused with [ErrHistoryGap] (a [*HistoryError] naming the horizon),
+// while later points of records whose early rows are gone still rebuild,
+// backward from the current row.
+//
 // # Enabled accounts
 //
 // With [Config].EnabledAccountsOnly, only accounts enabled with

@@ -106,8 +106,9 @@ var (
 	// current row, such as an update recorded after the row was removed
 	// without a destroy audit or a current row that differs from what its
 	// last audit row left, or when a rebuild would cross a period in which
-	// the record's account was not recorded ([AccountGap]). See
-	// [HistoryError].
+	// the record's account was not recorded ([AccountGap]), or when the
+	// audit rows a point needs were removed by [Prune] (a point before
+	// the account's [Horizon]). See [HistoryError].
 	ErrHistoryGap = errors.New("audit: history does not fit the current row")
 )
 
@@ -191,8 +192,9 @@ func (e *DriftError) Is(target error) bool { return target == ErrSchemaDrift }
 
 // HistoryError reports a history that cannot be trusted to rebuild a
 // state: an audit row that cannot be undone from the state that follows
-// it, a current row its last audit row does not explain, or a period in
-// which the record's account was not recorded. It matches [ErrHistoryGap].
+// it, a current row its last audit row does not explain, a period in
+// which the record's account was not recorded, or audit rows the point
+// needs that were pruned. It matches [ErrHistoryGap].
 type HistoryError struct {
 	Ref
 	// Version is the version at which the history breaks.
@@ -201,11 +203,17 @@ type HistoryError struct {
 	// Gap is the period without audit rows that the rebuild would have
 	// to cross, if that is the reason.
 	Gap *AccountGap
+	// Horizon is the account's retention horizon, when the rows the
+	// rebuild needs were pruned.
+	Horizon *Horizon
 }
 
 func (e *HistoryError) Error() string {
 	if e.Gap != nil {
 		return fmt.Sprintf("audit: %s version %d: %s (%s)", e.Ref, e.Version, e.Reason, e.Gap)
+	}
+	if e.Horizon != nil {
+		return fmt.Sprintf("audit: %s version %d: %s (%s)", e.Ref, e.Version, e.Reason, e.Horizon)
 	}
 	return fmt.Sprintf("audit: %s version %d: %s", e.Ref, e.Version, e.Reason)
 }

@@ -151,7 +151,10 @@ func statesAt(ctx context.Context, db *gorm.DB, refs []Ref, pt point, o ReadOpti
 	out := make([]*State, len(hs))
 	for i, h := range hs {
 		w := h.walker()
-		v := h.versionAt()
+		v, err := h.versionAt()
+		if err != nil {
+			return nil, err
+		}
 		if err := w.undoAbove(v); err != nil {
 			return nil, err
 		}

@@ -31,25 +31,30 @@ type history struct {
 	// gaps are the periods the record's accounts were not recorded, under
 	// Config.EnabledAccountsOnly.
 	gaps []AccountGap
+	// horizon is how far the record's account was pruned, when read
+	// (horizonRead): nil when it never was.
+	horizon     *Horizon
+	horizonRead bool
 }
 
 // versionAt is the version current at the history's point: for a moment, the
-// oldest loaded row is the last one created at or before it, if any.
-func (h *history) versionAt() int {
+// oldest loaded row is the last one created at or before it, if any; if
+// none is, see beforeRows.
+func (h *history) versionAt() (int, error) {
 	n := len(h.rows)
 	switch {
 	case h.pt.byTime:
 		if n > 0 && !h.rows[n-1].CreatedAt.After(h.pt.at) {
-			return h.rows[n-1].Version
+			return h.rows[n-1].Version, nil
 		}
-		return 0
+		return h.beforeRows()
 	case h.pt.byAudit:
 		if n > 0 && h.rows[n-1].ID <= h.pt.auditID {
-			return h.rows[n-1].Version
+			return h.rows[n-1].Version, nil
 		}
-		return 0
+		return h.beforeRows()
 	}
-	return h.pt.version
+	return h.pt.version, nil
 }
 
 // loadHistories reads the current rows and the audit rows of refs from the
@@ -107,6 +112,9 @@ func loadHistories(ctx context.Context, db *gorm.DB, refs []Ref, pt point, o Rea
 		if err := loadGaps(q, hs); err != nil {
 			return nil, err
 		}
+	}
+	if err := loadHorizons(q, hs); err != nil {
+		return nil, err
 	}
 	for _, h := range hs {
 		if err := h.check(q); err != nil {
@@ -224,7 +232,7 @@ func (h *history) check(q *gorm.DB) error {
 		}
 	}
 	if !h.curExists && len(h.rows) == 0 {
-		first, last, err := h.bounds(q)
+		_, last, err := h.bounds(q)
 		if err != nil {
 			return err
 		}
@@ -232,17 +240,13 @@ func (h *history) check(q *gorm.DB) error {
 			return &NotFoundError{Ref: h.Ref}
 		}
 		if !h.pt.byTime && !h.pt.byAudit {
-			return &VersionError{Ref: h.Ref, Version: h.pt.version, First: first, Last: last}
+			return h.missingVersion(h.pt.version)
 		}
 	}
 	if !h.pt.byTime && !h.pt.byAudit {
 		n := len(h.rows)
 		if h.pt.version < 1 || n == 0 || h.rows[n-1].Version != h.pt.version {
-			first, last, err := h.bounds(q)
-			if err != nil {
-				return err
-			}
-			return &VersionError{Ref: h.Ref, Version: h.pt.version, First: first, Last: last}
+			return h.missingVersion(h.pt.version)
 		}
 	}
 	return h.checkCurrent()
@@ -311,18 +315,15 @@ func (h *history) checkCurrent() error {
 	return nil
 }
 
-// requireVersion returns a *VersionError unless version v was loaded.
+// requireVersion returns a *VersionError (or, for a pruned version, a
+// *HistoryError) unless version v was loaded.
 func (h *history) requireVersion(v int) error {
 	for _, a := range h.rows {
 		if a.Version == v {
 			return nil
 		}
 	}
-	first, last, err := h.bounds(h.q)
-	if err != nil {
-		return err
-	}
-	return &VersionError{Ref: h.Ref, Version: v, First: first, Last: last}
+	return h.missingVersion(v)
 }
 
 // bounds reads the first and last recorded versions; only errors need them.

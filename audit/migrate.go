@@ -12,10 +12,11 @@ import (
 )
 
 // Migrate creates or updates the audit tables (audits, audit_versions,
-// audit_accounts and audit_account_gaps) and their indexes, and on
-// PostgreSQL the functions gormaudit_refuse and gormaudit_refuse_change
-// that statements writing their own audit rows call. It is safe to run on
-// every start, and must run again after upgrading this module.
+// audit_accounts, audit_account_gaps and audit_horizons) and their indexes,
+// and on PostgreSQL the functions gormaudit_refuse and
+// gormaudit_refuse_change that statements writing their own audit rows
+// call. It is safe to run on every start, and must run again after
+// upgrading this module.
 //
 // The audits table has these indexes:
 //
@@ -52,7 +53,7 @@ func Migrate(ctx context.Context, db *gorm.DB) error {
 	if err != nil {
 		return fmt.Errorf("audit: migrate: %w", err)
 	}
-	if err := db.AutoMigrate(&Audit{}, &AccountStatus{}, &AccountGap{}); err != nil {
+	if err := db.AutoMigrate(&Audit{}, &AccountStatus{}, &AccountGap{}, &Horizon{}); err != nil {
 		return fmt.Errorf("audit: migrate: %w", err)
 	}
 	if err := migrateVersions(db); err != nil {

@@ -111,7 +111,10 @@ func revert(ctx context.Context, db *gorm.DB, refs []Ref, pt point, o RevertOpti
 		plan := &Plan{}
 		for _, h := range hs {
 			w := h.walker()
-			v := h.versionAt()
+			v, err := h.versionAt()
+			if err != nil {
+				return nil, err
+			}
 			if err := w.undoAbove(v); err != nil {
 				return nil, err
 			}

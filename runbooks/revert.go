@@ -1,6 +1,7 @@
 package runbooks
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -65,7 +66,8 @@ func Revert(ctx context.Context, db *gorm.DB, runbookID string, t time.Time, opt
 // RevertToAudit puts runbook runbookID and its steps back as they were right
 // after audit row auditID was written, as [Revert] does for a moment. The
 // row must be the runbook's or one of its steps', else
-// [ErrAuditNotInRunbook]. Audit row ids order a database's rows by
+// [ErrAuditNotInRunbook], or audit.ErrHistoryGap for a row audit.Prune
+// removed. Audit row ids order a database's rows by
 // insertion, so the point is exact even when many rows share a
 // millisecond. Their comment is "revert to audit <auditID>" unless
 // opts.Comment says otherwise.
@@ -76,7 +78,7 @@ func RevertToAudit(ctx context.Context, db *gorm.DB, runbookID string, auditID i
 			return err
 		}
 		if !ok {
-			return ErrAuditNotInRunbook
+			return notInRunbook(ctx, tx, runbookID, auditID)
 		}
 		return revertAfterAudit(ctx, tx, runbookID, auditID, opts)
 	})
@@ -84,6 +86,30 @@ func RevertToAudit(ctx context.Context, db *gorm.DB, runbookID string, auditID i
 		return fmt.Errorf("runbooks: revert runbook %s to audit %d: %w", runbookID, auditID, err)
 	}
 	return nil
+}
+
+// notInRunbook explains why audit row auditID is neither the runbook's nor
+// one of its steps': an *audit.HistoryError (audit.ErrHistoryGap) when no
+// such row exists and the runbook's account was pruned past it, so that it
+// may have been one; ErrAuditNotInRunbook otherwise.
+func notInRunbook(ctx context.Context, tx *gorm.DB, runbookID string, auditID int64) error {
+	var accounts []int64
+	if err := tx.Model(&Runbook{}).Unscoped().Where("id = ?", runbookID).Pluck("account_id", &accounts).Error; err != nil {
+		return err
+	}
+	if len(accounts) == 0 {
+		return ErrAuditNotInRunbook
+	}
+	hz, ok, err := audit.AccountHorizon(ctx, tx, accounts[0])
+	if err != nil || !ok || auditID > hz.ThroughID {
+		return cmp.Or(err, ErrAuditNotInRunbook)
+	}
+	exists, err := auditsql.Exists(tx, auditID)
+	if err != nil || exists {
+		return cmp.Or(err, ErrAuditNotInRunbook)
+	}
+	return &audit.HistoryError{Ref: audit.Ref{Type: TypeRunbook, ID: runbookID},
+		Reason: fmt.Sprintf("audit row %d is gone: the rows up to %d were pruned", auditID, hz.ThroughID), Horizon: &hz}
 }
 
 // revertAfterAudit reverts the runbook and its steps to their state right

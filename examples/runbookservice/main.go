@@ -22,6 +22,11 @@
 //	                  headers, its whole request, how long a response may
 //	                  take, and how long an idle keep-alive connection is
 //	                  kept (defaults 5s, 30s, 60s, 120s)
+//	-retention        keep the audit rows of this last period, such as
+//	                  8760h, pruning older ones at start and daily
+//	                  (default 0: keep every row)
+//	-archive-dir      with -retention, archive pruned rows to a new
+//	                  audits-<time>.jsonl.gz file of this directory first
 package main
 
 import (
@@ -56,6 +61,7 @@ type config struct {
 	userToken   string
 	botToken    string
 	timeouts    timeouts
+	retention   retention
 }
 
 // timeouts bound how long a client can hold a connection, so that slow or
@@ -113,6 +119,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&cfg.timeouts.read, "read-timeout", defaultTimeouts.read, "time a client has to send a whole request, body included")
 	fs.DurationVar(&cfg.timeouts.write, "write-timeout", defaultTimeouts.write, "time from the end of a request's headers to the end of its response")
 	fs.DurationVar(&cfg.timeouts.idle, "idle-timeout", defaultTimeouts.idle, "time an idle keep-alive connection is kept open")
+	fs.DurationVar(&cfg.retention.keep, "retention", 0,
+		"keep the audit rows of this last period (such as 8760h), pruning older ones at start and daily; 0 keeps every row")
+	fs.StringVar(&cfg.retention.archiveDir, "archive-dir", "",
+		"with -retention, archive the pruned rows to a new audits-<time>.jsonl.gz file of this directory first")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: runbookservice [flags]\n\n"+
 			"Serves an audited runbook API and the runbook audit endpoint, with a seeded demo account.\n\nFlags:\n")
@@ -126,6 +136,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			fmt.Fprintln(stderr, "runbookservice: timeouts must be positive")
 			return config{}, errors.New("timeouts must be positive")
 		}
+	}
+	if cfg.retention.keep < 0 || (cfg.retention.archiveDir != "" && cfg.retention.keep == 0) {
+		fmt.Fprintln(stderr, "runbookservice: -retention must be positive, and is needed by -archive-dir")
+		return config{}, errors.New("invalid -retention")
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "runbookservice: unexpected arguments: %v\n", fs.Args())
@@ -179,6 +193,8 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 		}()
 		defer func() { stopMaintaining(); <-done }()
 	}
+	stopPruning := startRetention(ctx, db, cfg.retention, log)
+	defer stopPruning()
 	handler, err := newServer(db, log)
 	if err != nil {
 		return err

@@ -115,3 +115,9 @@ func (d Dialect) InsertedByUpsertSQL() string {
 	}
 	return ""
 }
+
+// DetachesPartitionsConcurrently reports whether a range-partitioned table
+// can lose a partition without blocking its writers: PostgreSQL's DETACH
+// PARTITION ... CONCURRENTLY (run outside a transaction), after which the
+// detached table is dropped on its own. SQLite has no partitions.
+func (d Dialect) DetachesPartitionsConcurrently() bool { return d.postgres() }

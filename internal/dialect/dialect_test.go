@@ -146,3 +146,11 @@ func TestClassifyRealErrors(t *testing.T) {
 		require.Equal(t, len("SELECT ")+1, e.Position, "the position of the undefined column")
 	}
 }
+
+func TestPartitionDetachIsPostgresOnly(t *testing.T) {
+	t.Parallel()
+	d := dialect.Of(dbtest.Open(t))
+	require.Equal(t, dbtest.Dialect() == dbtest.Postgres, d.DetachesPartitionsConcurrently())
+	unknown := dialect.Of(&gorm.DB{Config: &gorm.Config{Dialector: namedDialector{name: "mysql"}}})
+	require.False(t, unknown.DetachesPartitionsConcurrently())
+}
