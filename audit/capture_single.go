@@ -105,7 +105,7 @@ func (m *model) refusal(e dialect.Error) error {
 
 // fusedError names the failure of a fused statement: a *WriteError unless
 // the database blamed the change itself (see changesOwn). A serialization
-// failure is the audit's version conflict (see versionConflict): the
+// failure is the audit's version conflict (see insertError): the
 // database does not say whether the record's row or its version counter
 // moved after the snapshot, and either means that another transaction
 // wrote, and recorded a version of, the record first.
@@ -124,7 +124,7 @@ func (r *recorder) fusedError(err error) error {
 	if e.Kind != dialect.KindSerializationFailure && r.changesOwn(e) {
 		return err
 	}
-	return &WriteError{Type: r.m.typeName, Action: r.action, Err: versionConflict(err)}
+	return &WriteError{Type: r.m.typeName, Action: r.action, Err: insertError(err)}
 }
 
 // changesOwn reports whether the database blamed a fused statement's

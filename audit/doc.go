@@ -175,4 +175,17 @@
 //
 // An update that would move a record to another account is refused with
 // [ErrAccountMove]: each account's log must explain every record it shows.
+//
+// # Partitioned layout
+//
+// On PostgreSQL the audits table can be partitioned by range of
+// created_at, one partition per UTC month named audits_pYYYY_MM, so that
+// old months can be detached or dropped whole. [Partition] creates that
+// layout or converts a plain table to it; [Maintain] creates the coming
+// months' partitions, and [Migrate] runs it and keeps the table
+// partitioned. Listing, polling, history and revert read it as they read
+// the plain table. Its primary key is (id, created_at), and its index on a
+// record's versions is not unique: the version counters alone keep
+// versions unique. A write whose created_at no partition holds fails with
+// [ErrNoPartition] and writes nothing.
 package audit

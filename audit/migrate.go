@@ -21,7 +21,8 @@ import (
 // The audits table has these indexes:
 //
 //   - UNIQUE (auditable_type, auditable_id, version): a record's history in
-//     order, and a backstop against a repeated version;
+//     order, and a backstop against a repeated version (not unique in the
+//     partitioned layout, see [Partition]);
 //   - (account_id, id): an account's log in insertion order;
 //   - (account_id, created_at): an account's log by time;
 //   - (associated_type, associated_id): a runbook's steps' rows;
@@ -29,6 +30,13 @@ import (
 //     for the polling cursor of the httpapi package;
 //   - (account_id, user_id, created_at): one actor's changes by time, for
 //     the user_id filter of the httpapi package.
+//
+// Its primary key is (id), or (id, created_at) in the partitioned layout.
+// Migrate keeps a partitioned audits table partitioned, creating any of
+// these indexes it lacks, and then runs [Maintain] to create the
+// partitions of the coming months. It creates an unpartitioned table
+// where none exists: call [Partition] to create or convert to the
+// partitioned one.
 //
 // The audit_versions table holds each record's latest version, keyed by
 // (auditable_type, auditable_id): a write takes its record's next version
@@ -41,6 +49,10 @@ import (
 // drops the gormaudit_next_version function they call).
 func Migrate(ctx context.Context, db *gorm.DB) error {
 	db = db.WithContext(ctx)
+	partitioned, err := keepPartitioned(db)
+	if err != nil {
+		return fmt.Errorf("audit: migrate: %w", err)
+	}
 	if err := db.AutoMigrate(&Audit{}, &AccountStatus{}, &AccountGap{}, &Horizon{}); err != nil {
 		return fmt.Errorf("audit: migrate: %w", err)
 	}
@@ -58,7 +70,25 @@ func Migrate(ctx context.Context, db *gorm.DB) error {
 			}
 		}
 	}
+	if partitioned {
+		return Maintain(ctx, db, nil)
+	}
 	return nil
+}
+
+// keepPartitioned reports whether the audits table is partitioned and, if
+// it is, creates the partitioned layout's indexes it lacks, under the names
+// AutoMigrate looks for, so that AutoMigrate creates none: it would try
+// the unique index on versions, which a partitioned table cannot hold.
+func keepPartitioned(db *gorm.DB) (bool, error) {
+	if !dialect.Of(db).PartitionsAudits() {
+		return false, nil
+	}
+	_, partitioned, err := auditsql.Layout(db)
+	if err != nil || !partitioned {
+		return false, err
+	}
+	return true, auditsql.EnsurePartitionedIndexes(db)
 }
 
 // migrateVersions creates the audit_versions table, filled from the audit
