@@ -210,6 +210,10 @@ func ReadArchive(r io.Reader, fn func(Audit) error) ([]ArchiveChunk, error) {
 				return chunks, incomplete("%d rows, ids %d to %d; the manifest says %d rows, ids %d to %d",
 					cur.Count, cur.FirstID, cur.LastID, m.Manifest.Count, m.Manifest.FirstID, m.Manifest.LastID)
 			}
+			if got.ToID > 0 && got.Count > 0 && (got.FirstID < got.FromID || got.LastID >= got.ToID) {
+				return chunks, incomplete("ids %d to %d outside the batch's ids %d to %d",
+					got.FirstID, got.LastID, got.FromID, got.ToID-1)
+			}
 			chunks, cur = append(chunks, m.Manifest), ArchiveChunk{}
 			continue
 		}

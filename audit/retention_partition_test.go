@@ -3,7 +3,6 @@ package audit_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -18,30 +17,15 @@ import (
 	"github.com/gormaudit/gormaudit/runbooks"
 )
 
-// partitionAudits turns the (empty) audits table into one range-partitioned
-// on created_at, with a partition audits_pYYYY_MM for each month of 2026
-// from January to last, as the partitioned layout names them.
+// partitionAudits replaces the (empty) audits table by one in the
+// partitioned layout (audit.Partition) with a partition audits_pYYYY_MM for
+// each month of 2026 from January to last, whatever layout the test
+// database started with.
 func partitionAudits(t testing.TB, db *gorm.DB, last time.Month) {
 	t.Helper()
-	stmts := []string{
-		`ALTER TABLE audits RENAME TO audits_plain`,
-		`CREATE TABLE audits (LIKE audits_plain INCLUDING DEFAULTS) PARTITION BY RANGE (created_at)`,
-		`ALTER SEQUENCE audits_id_seq OWNED BY audits.id`,
-		`DROP TABLE audits_plain`,
-		`ALTER TABLE audits ADD PRIMARY KEY (id, created_at)`,
-		`CREATE INDEX ON audits (auditable_type, auditable_id, version)`,
-		`CREATE INDEX ON audits (account_id, id)`,
-		`CREATE INDEX ON audits (account_id, created_at)`,
-		`CREATE INDEX ON audits (account_id, transaction_id, id)`,
-	}
-	for m := time.January; m <= last; m++ {
-		from := time.Date(2026, m, 1, 0, 0, 0, 0, time.UTC)
-		stmts = append(stmts, fmt.Sprintf(`CREATE TABLE audits_p%s PARTITION OF audits FOR VALUES FROM ('%s') TO ('%s')`,
-			from.Format("2006_01"), from.Format(time.RFC3339), from.AddDate(0, 1, 0).Format(time.RFC3339)))
-	}
-	for _, s := range stmts {
-		require.NoError(t, db.Exec(s).Error, s)
-	}
+	require.NoError(t, db.Exec(`DROP TABLE audits`).Error)
+	require.NoError(t, audit.Partition(context.Background(), db, &audit.PartitionOptions{
+		MaintainOptions: audit.MaintainOptions{Now: func() time.Time { return date(1, 1) }, MonthsAhead: int(last - time.January)}}))
 }
 
 // partitionNames lists the partitions of the audits table.
@@ -158,8 +142,8 @@ func TestPruneFinishesAnInterruptedDetach(t *testing.T) {
 	partitionAudits(t, b.db, time.March)
 	monthly(t, b, clk, map[int64][]time.Time{1: {date(1, 5), date(2, 5), date(3, 5)}})
 
-	// A transaction whose snapshot predates the detach makes it wait; a
-	// statement timeout cancels it there.
+	// A transaction whose snapshot predates the detach makes it wait once
+	// it has marked the partition detach-pending; it is cancelled there.
 	ctx := context.Background()
 	sqlDB, err := b.db.DB()
 	require.NoError(t, err)
@@ -173,15 +157,28 @@ func TestPruneFinishesAnInterruptedDetach(t *testing.T) {
 	detacher, err := sqlDB.Conn(ctx)
 	require.NoError(t, err)
 	defer detacher.Close()
-	_, err = detacher.ExecContext(ctx, `SET statement_timeout = '300ms'`)
-	require.NoError(t, err)
-	_, err = detacher.ExecContext(ctx, `ALTER TABLE audits DETACH PARTITION audits_p2026_01 CONCURRENTLY`)
-	require.Error(t, err, "the detach waits for the reader's snapshot and times out")
+	var pid int
+	require.NoError(t, detacher.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&pid))
+	detached := make(chan error, 1)
+	go func() {
+		_, err := detacher.ExecContext(ctx, `ALTER TABLE audits DETACH PARTITION audits_p2026_01 CONCURRENTLY`)
+		detached <- err
+	}()
+	pending := func() bool {
+		var p bool
+		require.NoError(t, b.db.Raw(`SELECT inhdetachpending FROM pg_inherits WHERE inhrelid = 'audits_p2026_01'::regclass`).Scan(&p).Error)
+		return p
+	}
+	deadline := time.Now().Add(time.Minute)
+	for !pending() {
+		require.True(t, time.Now().Before(deadline), "the detach never marked the partition pending")
+		time.Sleep(20 * time.Millisecond) // polling the catalog, not waiting for a guess
+	}
+	require.NoError(t, b.db.Exec(`SELECT pg_cancel_backend(?)`, pid).Error)
+	require.Error(t, <-detached, "the detach was cancelled while it waited for the reader")
 	_, err = reader.ExecContext(ctx, `COMMIT`)
 	require.NoError(t, err)
-	var pending bool
-	require.NoError(t, b.db.Raw(`SELECT inhdetachpending FROM pg_inherits WHERE inhrelid = 'audits_p2026_01'::regclass`).Scan(&pending).Error)
-	require.True(t, pending)
+	require.True(t, pending())
 
 	report, err := audit.Prune(b.ctx, b.db, audit.RetentionPolicy{Before: date(2, 1)}, nil)
 	require.NoError(t, err)

@@ -276,12 +276,25 @@ func TestReadArchiveFindsAMissingRow(t *testing.T) {
 		{"a row missing", slices.Delete(slices.Clone(lines), 2, 3)},
 		{"rows out of order", append([][]byte{lines[1], lines[0]}, lines[2:]...)},
 		{"cut before the manifest", lines[:5]},
+		{"a row outside its batch", append(slices.Clone(lines[:5]), narrowed(t, lines[5]))},
 	} {
 		_, err := audit.ReadArchive(bytes.NewReader(gzipLines(t, c.lines)), nil)
 		require.ErrorIs(t, err, audit.ErrArchiveIncomplete, c.name)
 	}
 	_, err = audit.ReadArchive(bytes.NewReader(archive.Bytes()[:archive.Len()-10]), nil)
 	require.Error(t, err, "a truncated gzip stream")
+}
+
+// narrowed returns the manifest line m with its batch's ids ending before
+// its last row.
+func narrowed(t *testing.T, m []byte) []byte {
+	t.Helper()
+	var line struct{ Manifest audit.ArchiveChunk }
+	require.NoError(t, json.Unmarshal(m, &line))
+	line.Manifest.ToID = line.Manifest.LastID
+	b, err := json.Marshal(map[string]audit.ArchiveChunk{"manifest": line.Manifest})
+	require.NoError(t, err)
+	return b
 }
 
 func gunzipLines(t *testing.T, b []byte) [][]byte {

@@ -51,6 +51,7 @@ func TestListingAndCursorAfterAPrune(t *testing.T) {
 	allIDs := ids(all.Data)
 
 	// A poller reads the first three rows and keeps its cursor.
+	e.settle(t)
 	first := e.list(t, token, "after_id=0&per_page=3")
 	require.Equal(t, allIDs[:3], ids(first.Data))
 	cursor := first.Cursor.Next

@@ -180,6 +180,8 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 	}
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	stopPruning := startRetention(ctx, db, cfg.retention, log)
+	defer stopPruning()
 	if onPostgres {
 		// Migrate has created the coming months' partitions; keep creating
 		// them while the service runs, and stop with it.
@@ -193,8 +195,6 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 		}()
 		defer func() { stopMaintaining(); <-done }()
 	}
-	stopPruning := startRetention(ctx, db, cfg.retention, log)
-	defer stopPruning()
 	handler, err := newServer(db, log)
 	if err != nil {
 		return err
