@@ -74,35 +74,23 @@ func TakeVersions(tx *gorm.DB, d dialect.Dialect, rows []Row, gated bool) ([]Row
 		}
 		counts[k]++
 	}
-	var b strings.Builder
-	args := make([]any, 0, 4*len(records))
-	b.WriteString(`WITH "__audit_v" ("account_id","auditable_type","auditable_id","version") AS (VALUES `)
-	for n, i := range records {
-		if n > 0 {
-			b.WriteString(",")
-		}
-		b.WriteString("(?" + d.Cast("bigint") + ",?" + d.Cast("text") + ",?" + d.Cast("text") + ",?" + d.Cast("bigint") + ")")
-		r := &rows[i]
-		args = append(args, r.AccountID, r.AuditableType, r.AuditableID, counts[recordKey{r.AuditableType, r.AuditableID}])
-	}
-	where := "TRUE"
-	if gated {
-		where = EnabledAccount(`"__audit_v"."account_id"`)
-	}
-	b.WriteString(`) INSERT INTO "` + VersionsTable + `" ("auditable_type","auditable_id","version") ` +
-		`SELECT "auditable_type","auditable_id","version" FROM "__audit_v" WHERE ` + where + bumpVersions)
-
-	var taken []struct {
-		AuditableType, AuditableID string
-		Version                    int64
-	}
-	if err := tx.Raw(b.String(), args...).Scan(&taken).Error; err != nil {
+	sql, args := takeVersionsSQL(d, rows, records, counts, gated)
+	next := make(map[recordKey]int64, len(records)) // the version of each record's next row
+	res, err := tx.Raw(sql, args...).Rows()
+	if err != nil {
 		return nil, err
 	}
-	next := make(map[recordKey]int64, len(taken)) // the version of each record's next row
-	for _, t := range taken {
-		k := recordKey{t.AuditableType, t.AuditableID}
-		next[k] = t.Version - counts[k] + 1
+	defer res.Close()
+	for res.Next() {
+		var k recordKey
+		var latest int64
+		if err := res.Scan(&k.typ, &k.id, &latest); err != nil {
+			return nil, err
+		}
+		next[k] = latest - counts[k] + 1
+	}
+	if err := res.Err(); err != nil {
+		return nil, err
 	}
 	kept := rows[:0:0]
 	for _, r := range rows {
@@ -114,4 +102,41 @@ func TakeVersions(tx *gorm.DB, d dialect.Dialect, rows []Row, gated bool) ([]Row
 		}
 	}
 	return kept, nil
+}
+
+// takeVersionsSQL is the upsert of TakeVersions: one row per record (the
+// rows at the indexes records), taking counts of its versions. Ungated, it
+// inserts from its own VALUES list, the cheapest form on SQLite; gated, it
+// selects from a VALUES list the rows whose account is enabled.
+func takeVersionsSQL(d dialect.Dialect, rows []Row, records []int, counts map[recordKey]int64, gated bool) (string, []any) {
+	var b strings.Builder
+	args := make([]any, 0, 4*len(records))
+	into := `INSERT INTO "` + VersionsTable + `" ("auditable_type","auditable_id","version") `
+	if gated {
+		b.WriteString(`WITH "__audit_v" ("account_id","auditable_type","auditable_id","version") AS (VALUES `)
+	} else {
+		b.WriteString(into + "VALUES ")
+	}
+	for n, i := range records {
+		if n > 0 {
+			b.WriteString(",")
+		}
+		r := &rows[i]
+		c := counts[recordKey{r.AuditableType, r.AuditableID}]
+		if gated {
+			// A VALUES list that is not the INSERT's own gets no types
+			// from it.
+			b.WriteString("(?" + d.Cast("bigint") + ",?" + d.Cast("text") + ",?" + d.Cast("text") + ",?" + d.Cast("bigint") + ")")
+			args = append(args, r.AccountID, r.AuditableType, r.AuditableID, c)
+		} else {
+			b.WriteString("(?,?,?)")
+			args = append(args, r.AuditableType, r.AuditableID, c)
+		}
+	}
+	if gated {
+		b.WriteString(`) ` + into + `SELECT "auditable_type","auditable_id","version" FROM "__audit_v" WHERE ` +
+			EnabledAccount(`"__audit_v"."account_id"`))
+	}
+	b.WriteString(bumpVersions)
+	return b.String(), args
 }
