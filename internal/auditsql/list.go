@@ -2,11 +2,13 @@ package auditsql
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // listColumns are the audit row's columns a list returns.
@@ -159,4 +161,17 @@ func ListEnd(ctx context.Context, db *gorm.DB, accountID int64, outOfOrder bool)
 		return Position{}, nil
 	}
 	return Position{TxID: ps[0].TransactionID, ID: ps[0].ID}, nil
+}
+
+// ReadTx runs fn in one read-only REPEATABLE READ transaction, so that every
+// statement of fn reads one snapshot of one server. The transaction is
+// begun on db.Clauses(read...) by a statement naming the audits table: a
+// router of reads to replicas, such as gorm's dbresolver plugin (even one
+// registered for the audits table only), begins it on a replica when read
+// holds its read clause (dbresolver.Read). With no clause it begins where
+// db begins transactions.
+func ReadTx(db *gorm.DB, read []clause.Expression, fn func(tx *gorm.DB) error) error {
+	return db.Table(Table).Clauses(read...).Transaction(func(tx *gorm.DB) error {
+		return fn(tx.Session(&gorm.Session{NewDB: true}))
+	}, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
 }
