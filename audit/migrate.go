@@ -22,7 +22,9 @@ import (
 //   - UNIQUE (auditable_type, auditable_id, version): a record's history in
 //     order, and the guarantee that no version repeats;
 //   - (account_id, id): an account's log in insertion order;
-//   - (account_id, created_at): an account's log by time;
+//   - (account_id, created_at, auditable_type): an account's log by time,
+//     and its rows of one type counted from the index alone (the page
+//     counts of the httpapi package, by time or not);
 //   - (associated_type, associated_id): a runbook's steps' rows;
 //   - (account_id, transaction_id, id): an account's log in commit order,
 //     for the polling cursor of the httpapi package;

@@ -55,9 +55,9 @@ const Accounts = 100
 // Span is how long before the seeding the first seeded row was written.
 const Span = 365 * 24 * time.Hour
 
-// seedVersion changes whenever the seeded rows change shape, so that kept
-// schemas of an older shape are seeded again.
-const seedVersion = 1
+// seedVersion changes whenever the seeded rows or the audits table's
+// indexes change, so that kept schemas of an older shape are seeded again.
+const seedVersion = 2
 
 // Rows returns the sizes of EnvRows, or def when it is not set.
 func Rows(tb testing.TB, def ...int) []int {
