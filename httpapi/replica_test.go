@@ -39,9 +39,10 @@ func setupReplica(t *testing.T) *replicaEnv {
 	ph, err := NewHandler(fx.DB, opts())
 	require.NoError(t, err)
 
-	// The service's database as a service reading from replicas has it:
-	// the primary, with dbresolver sending reads to the standby.
-	rdb := apitest.ThroughReplica(t, fx.DSN, standby.DSN)
+	// The service's database as the package documentation has it: the
+	// primary, with dbresolver sending the audits table's reads to the
+	// standby. (The notifier's test sends every read there.)
+	rdb := apitest.ThroughReplica(t, fx.DSN, standby.DSN, audit.TableName)
 	o := opts()
 	o.ReadClauses = []clause.Expression{dbresolver.Read}
 	rh, err := NewHandler(rdb, o)

@@ -132,8 +132,10 @@ func ExampleDB(migrate ...fixture.Migration) (*gorm.DB, context.Context) {
 
 // ThroughReplica opens dsn, the primary (a DSN of fixture.Env), with gorm's
 // dbresolver plugin sending its reads to replicaDSN, as a service reading
-// from replicas has it. Both pools are closed when t ends.
-func ThroughReplica(t testing.TB, dsn, replicaDSN string) *gorm.DB {
+// from replicas has it: the reads of tables only (names or models, as
+// dbresolver.Register takes them), or every read when tables is empty.
+// Both pools are closed when t ends.
+func ThroughReplica(t testing.TB, dsn, replicaDSN string, tables ...any) *gorm.DB {
 	t.Helper()
 	db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{Logger: logger.Default.LogMode(logger.Silent)})
 	require.NoError(t, err)
@@ -147,6 +149,6 @@ func ThroughReplica(t testing.TB, dsn, replicaDSN string) *gorm.DB {
 	})
 	require.NoError(t, db.Use(dbresolver.Register(dbresolver.Config{
 		Replicas: []gorm.Dialector{postgres.New(postgres.Config{Conn: standby})},
-	})))
+	}, tables...)))
 	return db
 }
