@@ -1,11 +1,13 @@
 package httpapi
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"gorm.io/gorm"
 
 	"github.com/gormaudit/gormaudit/audit"
 	"github.com/gormaudit/gormaudit/internal/dbtest"
@@ -73,4 +75,59 @@ func TestPlansUseIndexes(t *testing.T) {
 	var lines []string
 	require.NoError(t, e.db.Raw(`EXPLAIN SELECT transaction_id FROM audits WHERE account_id = ? AND id = ?`, 7, 140_000).Scan(&lines).Error)
 	require.NotContains(t, strings.Join(lines, "\n"), "Seq Scan on audits")
+}
+
+// TestRecordPlansNeverReadTheAccount asks for the generic plans PostgreSQL
+// may reuse for prepared statements (the driver prepares them) of the
+// record and runbook filters, on the seeded rows where account 1 holds
+// half of the log. A generic plan takes one account for 1/100 of the rows,
+// and could read account 1's index (half the table) beside the record's
+// few entries; the statements must find the rows by the record alone.
+func TestRecordPlansNeverReadTheAccount(t *testing.T) {
+	t.Parallel()
+	if dbtest.Dialect() != dbtest.Postgres {
+		t.Skip("the plans asserted are PostgreSQL's")
+	}
+	e := setup(t, nil)
+	seedRows(t, e.db, 100_000, 100)
+	filters := map[string]auditlist.Filter{
+		"auditable_id":          {AuditableID: "r1240"},
+		"runbook_id":            {RunbookID: "r1240"},
+		"runbook_id steps only": {RunbookID: "r1240", AuditableType: runbooks.TypeStep},
+	}
+	generic := func(name string, s auditlist.Stmt) {
+		t.Helper()
+		st := e.db.Session(&gorm.Session{DryRun: true}).Raw(s.SQL, s.Args...).Statement
+		err := e.db.Connection(func(conn *gorm.DB) error {
+			for _, sql := range []string{`SET plan_cache_mode = force_generic_plan`, `PREPARE generic AS ` + st.SQL.String()} {
+				if err := conn.Exec(sql).Error; err != nil {
+					return err
+				}
+			}
+			defer conn.Exec(`DEALLOCATE generic`)
+			// EXECUTE takes its values as literals, not parameters.
+			values := make([]string, len(st.Vars))
+			for i, v := range st.Vars {
+				if s, ok := v.(string); ok {
+					values[i] = "'" + strings.ReplaceAll(s, "'", "''") + "'"
+				} else {
+					values[i] = fmt.Sprint(v)
+				}
+			}
+			var lines []string
+			if err := conn.Raw(`EXPLAIN EXECUTE generic(` + strings.Join(values, ", ") + `)`).Scan(&lines).Error; err != nil {
+				return err
+			}
+			plan := strings.Join(lines, "\n")
+			require.NotContains(t, plan, "idx_audits_account", "%s reads the account's index:\n%s\n%s", name, st.SQL.String(), plan)
+			require.NotContains(t, plan, "Seq Scan on audits", "%s:\n%s", name, plan)
+			return nil
+		})
+		require.NoError(t, err, name)
+	}
+	for name, f := range filters {
+		generic(name+" page", auditlist.Page(&f, 1, true, 1, 20))
+		generic(name+" count", auditlist.Count(&f, 1, 10_000))
+		generic(name+" poll", auditlist.Poll(&f, 1, auditlist.Position{}, 20, true))
+	}
 }

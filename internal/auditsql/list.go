@@ -57,7 +57,19 @@ type Stmt struct {
 func ListWhere(f *ListFilter, accountID int64) Stmt {
 	var w strings.Builder
 	args := []any{accountID}
-	w.WriteString(`account_id = ?`)
+	if f.ID != "" || f.ParentID != "" {
+		// The record's or runbook's own rows are a few entries of the
+		// indexes on (type, id); the account is then only checked. As an
+		// expression, account_id cannot lead the planner to read the
+		// account's index instead, or beside them: a generic plan (the
+		// driver prepares statements and reuses them with other values)
+		// takes one account for 1/accounts of the rows, where a large
+		// account holds half of them (EXPLAIN at 10^5 rows: 211 buffers
+		// and 30 ms instead of 14 buffers and 1 ms).
+		w.WriteString(`account_id + 0 = ?`)
+	} else {
+		w.WriteString(`account_id = ?`)
+	}
 	add := func(cond string, v ...any) {
 		w.WriteString(` AND ` + cond)
 		args = append(args, v...)
