@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -51,12 +52,23 @@ func TestPlansUseIndexes(t *testing.T) {
 		"runbook_id":   "idx_audits_associated",
 		"user_id":      "idx_audits_account_user",
 	}
+	// The tables that hold the rows: audits, or in the partitioned layout
+	// the partitions that do (an empty one may be scanned: it costs
+	// nothing), whose indexes PostgreSQL names after their columns.
+	holders := []string{"audits"}
+	if dbtest.Layout() == dbtest.Partitioned {
+		holders = nil
+		require.NoError(t, e.db.Raw(`SELECT DISTINCT tableoid::regclass::text FROM audits`).Scan(&holders).Error)
+		uses = map[string]string{"auditable_id": "_auditable_type_auditable_id_version_idx",
+			"runbook_id": "_associated_type_associated_id_idx", "user_id": "_account_id_user_id_created_at_idx"}
+	}
+	seqScan := regexp.MustCompile(`Seq Scan on (` + strings.Join(holders, "|") + `)\b`)
 	explain := func(name string, s auditlist.Stmt) string {
 		t.Helper()
 		var lines []string
 		require.NoError(t, e.db.Raw("EXPLAIN "+s.SQL, s.Args...).Scan(&lines).Error, name)
 		plan := strings.Join(lines, "\n")
-		require.NotContains(t, plan, "Seq Scan on audits", "%s:\n%s\n%s", name, s.SQL, plan)
+		require.False(t, seqScan.MatchString(plan), "sequential scan of the rows: %s:\n%s\n%s", name, s.SQL, plan)
 		return plan
 	}
 	for name, f := range filters {
@@ -74,7 +86,7 @@ func TestPlansUseIndexes(t *testing.T) {
 	require.ErrorIs(t, err, auditlist.ErrNotInLog, "row 140000 is account 71's")
 	var lines []string
 	require.NoError(t, e.db.Raw(`EXPLAIN SELECT transaction_id FROM audits WHERE account_id = ? AND id = ?`, 7, 140_000).Scan(&lines).Error)
-	require.NotContains(t, strings.Join(lines, "\n"), "Seq Scan on audits")
+	require.False(t, seqScan.MatchString(strings.Join(lines, "\n")))
 }
 
 // TestRecordPlansNeverReadTheAccount asks for the generic plans PostgreSQL

@@ -4,7 +4,9 @@
 //
 // Run it with no configuration to get a SQLite database file, a demo account
 // with a runbook and some history, and two tokens: a user token for editing
-// and a bot token for reading the audit log.
+// and a bot token for reading the audit log. On PostgreSQL the audit log is
+// partitioned by month (audit.Partition at start), and the service creates
+// the coming months' partitions at start and daily (audit.Maintain).
 //
 //	go run ./examples/runbookservice
 //
@@ -145,6 +147,14 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 	if err := db.Use(audit.New(audit.Config{Models: runbooks.Models(), EnabledAccountsOnly: true})); err != nil {
 		return err
 	}
+	onPostgres := cfg.databaseURL != ""
+	if onPostgres {
+		// The audit log is partitioned by month: created so on a new
+		// database, converted once on an existing one.
+		if err := audit.Partition(ctx, db, nil); err != nil {
+			return err
+		}
+	}
 	for _, migrate := range []func(context.Context, *gorm.DB) error{runbooks.Migrate, audit.Migrate, httpapi.Migrate} {
 		if err := migrate(ctx, db); err != nil {
 			return err
@@ -156,6 +166,19 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 	}
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if onPostgres {
+		// Migrate has created the coming months' partitions; keep creating
+		// them while the service runs, and stop with it.
+		maintainCtx, stopMaintaining := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			maintainPartitions(maintainCtx, maintainEvery, log, func(ctx context.Context) error {
+				return audit.Maintain(ctx, db, nil)
+			})
+		}()
+		defer func() { stopMaintaining(); <-done }()
+	}
 	handler, err := newServer(db, log)
 	if err != nil {
 		return err
@@ -191,6 +214,28 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 	}
 	fmt.Fprintln(stdout, "runbookservice: stopped")
 	return nil
+}
+
+// maintainEvery is how often the service creates the audits table's
+// coming partitions: daily, so that a failure has weeks to be noticed
+// before the month it prepares begins.
+const maintainEvery = 24 * time.Hour
+
+// maintainPartitions runs maintain every interval until ctx is done,
+// logging its failures.
+func maintainPartitions(ctx context.Context, every time.Duration, log *slog.Logger, maintain func(context.Context) error) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := maintain(ctx); err != nil && ctx.Err() == nil {
+				log.Error("create the audit log's coming partitions", "err", err)
+			}
+		}
+	}
 }
 
 // openDB opens PostgreSQL when a URL is given, else the SQLite file.

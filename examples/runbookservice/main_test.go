@@ -3,11 +3,14 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"flag"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,7 +21,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"gorm.io/gorm"
 
+	"github.com/gormaudit/gormaudit/audit"
 	"github.com/gormaudit/gormaudit/httpapi"
 	"github.com/gormaudit/gormaudit/internal/dbtest"
 )
@@ -37,6 +42,9 @@ type service struct {
 	cmd       *exec.Cmd
 	output    *bytes.Buffer // everything it printed after the listening line
 	outputEOF chan struct{}
+	// db is the service's PostgreSQL schema, seen from the test; nil on
+	// SQLite.
+	db *gorm.DB
 }
 
 // startService builds the binary, starts it on a free port with chosen
@@ -51,8 +59,10 @@ func startService(t *testing.T, userToken, botToken string) *service {
 
 	args := []string{"-addr", "127.0.0.1:0", "-db", filepath.Join(dir, "demo.db"),
 		"-demo-user-token", userToken, "-demo-bot-token", botToken}
+	var db *gorm.DB
 	if dbtest.Dialect() == dbtest.Postgres {
-		_, dsn := dbtest.OpenWithURL(t) // a fresh schema for this run
+		var dsn string
+		db, dsn = dbtest.OpenWithURL(t) // a fresh schema for this run
 		args = append(args, "-database-url", dsn)
 	}
 	cmd := exec.Command(bin, args...)
@@ -63,7 +73,7 @@ func startService(t *testing.T, userToken, botToken string) *service {
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 
-	s := &service{cmd: cmd, output: &bytes.Buffer{}, outputEOF: make(chan struct{})}
+	s := &service{cmd: cmd, output: &bytes.Buffer{}, outputEOF: make(chan struct{}), db: db}
 	lines := bufio.NewScanner(stdout)
 	deadline := time.AfterFunc(60*time.Second, func() { _ = cmd.Process.Kill() })
 	defer deadline.Stop()
@@ -141,6 +151,21 @@ func TestServiceAsAUserRunsIt(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, s.call(t, "GET", "/v1/runbooks/"+demoRunbookID, "", nil, nil, nil))
 	require.Equal(t, http.StatusForbidden, s.call(t, "GET", "/v1/runbooks/"+demoRunbookID, botToken, nil, nil, nil))
 	require.Equal(t, http.StatusForbidden, s.call(t, "GET", auditsPath, userToken, nil, nil, nil))
+
+	if s.db != nil {
+		// On PostgreSQL the audit log is partitioned by month, with the
+		// current month and the next three ready.
+		var kind string
+		require.NoError(t, s.db.Raw(`SELECT relkind::text FROM pg_class WHERE oid = to_regclass('audits')`).Scan(&kind).Error)
+		require.Equal(t, "p", kind)
+		for i := range audit.DefaultMonthsAhead + 1 {
+			name := "audits_p" + time.Now().UTC().AddDate(0, i, 1-time.Now().UTC().Day()).Format("2006_01")
+			var n int64
+			require.NoError(t, s.db.Raw(`SELECT count(*) FROM pg_inherits WHERE inhrelid = to_regclass(?)
+				AND inhparent = to_regclass('audits')`, name).Scan(&n).Error)
+			require.EqualValues(t, 1, n, "partition %s", name)
+		}
+	}
 
 	var before auditList
 	require.Equal(t, http.StatusOK, s.call(t, "GET", auditsPath, botToken, nil, nil, &before))
@@ -235,4 +260,37 @@ func TestFlags(t *testing.T) {
 	require.Equal(t, "gat_x", cfg.botToken)
 	_, err = parseFlags([]string{"extra"}, io.Discard)
 	require.Error(t, err)
+}
+
+// TestMaintainPartitionsRunsUntilStopped runs the service's maintenance
+// loop with a short interval: it maintains again and again, logs a
+// failure and goes on, and returns once its context is done.
+func TestMaintainPartitionsRunsUntilStopped(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	calls := make(chan struct{})
+	returned := make(chan struct{})
+	var logged bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	go func() {
+		defer close(returned)
+		n := 0
+		maintainPartitions(ctx, time.Millisecond, log, func(ctx context.Context) error {
+			n++
+			select {
+			case calls <- struct{}{}:
+			case <-ctx.Done():
+			}
+			if n == 1 {
+				return errors.New("partition refused")
+			}
+			return nil
+		})
+	}()
+	for range 3 {
+		<-calls
+	}
+	cancel()
+	<-returned
+	require.Contains(t, logged.String(), "partition refused")
 }

@@ -6,6 +6,14 @@
 // fresh PostgreSQL schema on that server instead, dropped when the test ends.
 // A set TEST_DATABASE_URL that cannot be reached fails the test: it never
 // silently falls back to SQLite or skips.
+//
+// When TEST_AUDIT_LAYOUT is "partitioned" as well, each fresh PostgreSQL
+// schema gets the audits table in the partitioned layout before the test
+// migrates anything (see audit.Partition), so that the whole suite runs on
+// it: monthly partitions for the current month and the next three (those
+// audit.Maintain creates by default), and one partition on either side
+// holding every earlier and every later created_at, for the tests whose
+// clocks are set in other years.
 package dbtest
 
 import (
@@ -24,11 +32,32 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
+	"github.com/gormaudit/gormaudit/internal/auditsql"
 	"github.com/gormaudit/gormaudit/internal/uuid"
 )
 
 // EnvURL is the environment variable that selects PostgreSQL.
 const EnvURL = "TEST_DATABASE_URL"
+
+// EnvLayout is the environment variable that selects the audits table's
+// layout on PostgreSQL: "partitioned", or empty for the plain table.
+const EnvLayout = "TEST_AUDIT_LAYOUT"
+
+// Layouts returned by [Layout].
+const (
+	Plain       = "plain"
+	Partitioned = "partitioned"
+)
+
+// Layout reports the audits table's layout that Open sets up in this run:
+// Partitioned on PostgreSQL with TEST_AUDIT_LAYOUT=partitioned, Plain
+// otherwise.
+func Layout() string {
+	if Dialect() == Postgres && os.Getenv(EnvLayout) == Partitioned {
+		return Partitioned
+	}
+	return Plain
+}
 
 // Dialect names returned by [Dialect].
 const (
@@ -131,6 +160,9 @@ func openPostgres(t testing.TB, raw string, cfg *gorm.Config) (*gorm.DB, string)
 		t.Fatalf("dbtest: %v", err)
 	}
 	sqlDB.SetMaxOpenConns(40)
+	if err := setUpLayout(db); err != nil {
+		t.Fatalf("dbtest: %s=%q: %v", EnvLayout, os.Getenv(EnvLayout), err)
+	}
 	t.Cleanup(func() {
 		_ = sqlDB.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -202,4 +234,34 @@ func OpenSchema(t testing.TB, name string) *gorm.DB {
 	sqlDB.SetMaxOpenConns(40)
 	t.Cleanup(func() { _ = sqlDB.Close() })
 	return db
+}
+
+// setUpLayout creates the audits table in the layout TEST_AUDIT_LAYOUT
+// asks for: nothing for the plain one, which the test's migration
+// creates.
+func setUpLayout(db *gorm.DB) error {
+	switch os.Getenv(EnvLayout) {
+	case "", Plain:
+		return nil
+	case Partitioned:
+	default:
+		return fmt.Errorf("unknown layout (want %q or %q)", Plain, Partitioned)
+	}
+	return db.Transaction(func(tx *gorm.DB) error {
+		if err := auditsql.CreatePartitioned(tx); err != nil {
+			return err
+		}
+		first := auditsql.MonthOf(time.Now())
+		for i := 0; i <= auditsql.DefaultMonthsAhead; i++ {
+			if _, err := auditsql.AddMonthPartition(tx, first.AddDate(0, i, 0)); err != nil {
+				return err
+			}
+		}
+		after := first.AddDate(0, auditsql.DefaultMonthsAhead+1, 0)
+		if _, err := auditsql.AddRangePartition(tx, auditsql.Table+"_p_before", nil, &first); err != nil {
+			return err
+		}
+		_, err := auditsql.AddRangePartition(tx, auditsql.Table+"_p_after", &after, nil)
+		return err
+	})
 }

@@ -62,6 +62,11 @@ func (d Dialect) ForUpdate(q *gorm.DB) *gorm.DB {
 // with a SQLSTATE of their own (PostgreSQL).
 func (d Dialect) SingleStatementCapture() bool { return d.postgres() }
 
+// PartitionsAudits reports whether the audits table can be partitioned by
+// range of created_at, with partitions created ahead of the rows they
+// will hold (PostgreSQL). Elsewhere (SQLite) it is one table.
+func (d Dialect) PartitionsAudits() bool { return d.postgres() }
+
 // CommitsOutOfOrder reports whether rows can become visible out of the
 // order of their ids and transaction ids (PostgreSQL: a transaction that
 // started first can commit last), so that a reader polling for new rows

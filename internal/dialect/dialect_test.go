@@ -87,6 +87,7 @@ func TestClassifyByCode(t *testing.T) {
 	}{
 		{"pg unique", pg("23505"), dialect.KindUniqueViolation},
 		{"pg not null", pg("23502"), dialect.KindNotNullViolation},
+		{"pg check or no partition", pg("23514"), dialect.KindCheckViolation},
 		{"pg foreign key", pg("23503"), dialect.KindOther},
 		{"pg serialization", pg("40001"), dialect.KindSerializationFailure},
 		{"pg deadlock", pg("40P01"), dialect.KindDeadlock},

@@ -38,6 +38,10 @@ const (
 	// KindDataException: a value was out of range or malformed
 	// (PostgreSQL class 22).
 	KindDataException
+	// KindCheckViolation: a row failed a CHECK constraint, or no partition
+	// of a partitioned table holds it (PostgreSQL 23514; Table names the
+	// table).
+	KindCheckViolation
 )
 
 // Error is a driver error as its code and structured fields describe it.
@@ -85,6 +89,8 @@ func postgresKind(code string) Kind {
 		return KindUniqueViolation
 	case "23502":
 		return KindNotNullViolation
+	case "23514":
+		return KindCheckViolation
 	case "40P01":
 		return KindDeadlock
 	}

@@ -9,6 +9,9 @@
 // minutes; with [EnvKeep] set (PostgreSQL only) each size is seeded once
 // into a schema of its own, gormaudit_scale_<layout>_<rows>, kept between
 // runs and reused while its seed matches (drop the schema to seed again).
+// With TEST_AUDIT_LAYOUT=partitioned such a schema has a partition per
+// month of the seeded year; a fresh schema has dbtest's partitions, the
+// seeded rows in the one before the current month.
 //
 // The seeded log has the shape of a real one: records of 4 rows each
 // (create, update, update, destroy) in runbooks of 5 records (a runbook and
@@ -31,6 +34,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/gormaudit/gormaudit/audit"
 	"github.com/gormaudit/gormaudit/internal/dbtest"
 	"github.com/gormaudit/gormaudit/internal/fixture"
 	"github.com/gormaudit/gormaudit/runbooks"
@@ -43,11 +47,6 @@ const EnvRows = "GORMAUDIT_SCALE_ROWS"
 // EnvKeep, when set to anything but "" or "0", keeps each size's seeded
 // schema between runs (PostgreSQL).
 const EnvKeep = "GORMAUDIT_SCALE_KEEP"
-
-// envLayout is the audits table layout the tests run with (the partitioned
-// layout's tests set it); it names the kept schemas, so that each layout
-// is seeded apart.
-const envLayout = "TEST_AUDIT_LAYOUT"
 
 // Accounts is the number of accounts the seeded rows belong to.
 const Accounts = 100
@@ -100,10 +99,7 @@ func Open(tb testing.TB, n int, opts *fixture.Options) *Log {
 		l.seed(tb)
 		return l
 	}
-	layout := os.Getenv(envLayout)
-	if layout == "" {
-		layout = "default"
-	}
+	layout := dbtest.Layout()
 	db := dbtest.OpenSchema(tb, fmt.Sprintf("gormaudit_scale_%s_%d", layout, n))
 	l := &Log{Rows: n}
 	// One process seeds a schema at a time; the others wait and reuse it.
@@ -136,6 +132,17 @@ func Open(tb testing.TB, n int, opts *fixture.Options) *Log {
 		}
 		for _, sql := range []string{`DROP SCHEMA ` + schema + ` CASCADE`, `CREATE SCHEMA ` + schema} {
 			if err := conn.Exec(sql).Error; err != nil {
+				return err
+			}
+		}
+		if layout == dbtest.Partitioned {
+			// A partition for every month of the seeded year and for the
+			// writes to come, as a log partitioned from its start has.
+			from := time.Now().Add(-Span)
+			err := audit.Partition(context.Background(), db, &audit.PartitionOptions{MaintainOptions: audit.MaintainOptions{
+				Now: func() time.Time { return from }, MonthsAhead: 12 + audit.DefaultMonthsAhead + 1,
+			}})
+			if err != nil {
 				return err
 			}
 		}
