@@ -107,6 +107,16 @@ func TestRecordPlansNeverReadTheAccount(t *testing.T) {
 		"runbook_id":            {RunbookID: "r1240"},
 		"runbook_id steps only": {RunbookID: "r1240", AuditableType: runbooks.TypeStep},
 	}
+	// An index led by the account: the plain layout's names, or a
+	// partition's, which PostgreSQL names after the columns. A scan of a
+	// partition that holds none of the rows costs nothing.
+	accountIndex := regexp.MustCompile(`idx_audits_account|_account_id_\w*idx\b`)
+	holders := []string{"audits"}
+	if dbtest.Layout() == dbtest.Partitioned {
+		holders = nil
+		require.NoError(t, e.db.Raw(`SELECT DISTINCT tableoid::regclass::text FROM audits`).Scan(&holders).Error)
+	}
+	seqScan := regexp.MustCompile(`Seq Scan on (` + strings.Join(holders, "|") + `)\b`)
 	generic := func(name string, s auditlist.Stmt) {
 		t.Helper()
 		st := e.db.Session(&gorm.Session{DryRun: true}).Raw(s.SQL, s.Args...).Statement
@@ -131,8 +141,8 @@ func TestRecordPlansNeverReadTheAccount(t *testing.T) {
 				return err
 			}
 			plan := strings.Join(lines, "\n")
-			require.NotContains(t, plan, "idx_audits_account", "%s reads the account's index:\n%s\n%s", name, st.SQL.String(), plan)
-			require.NotContains(t, plan, "Seq Scan on audits", "%s:\n%s", name, plan)
+			require.False(t, accountIndex.MatchString(plan), "%s reads the account's index:\n%s\n%s", name, st.SQL.String(), plan)
+			require.False(t, seqScan.MatchString(plan), "%s:\n%s", name, plan)
 			return nil
 		})
 		require.NoError(t, err, name)
