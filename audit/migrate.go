@@ -24,7 +24,9 @@ import (
 //     order, and a backstop against a repeated version (not unique in the
 //     partitioned layout, see [Partition]);
 //   - (account_id, id): an account's log in insertion order;
-//   - (account_id, created_at): an account's log by time;
+//   - (account_id, created_at, auditable_type): an account's log by time,
+//     and its rows of one type counted from the index alone (the page
+//     counts of the httpapi package, by time or not);
 //   - (associated_type, associated_id): a runbook's steps' rows;
 //   - (account_id, transaction_id, id): an account's log in commit order,
 //     for the polling cursor of the httpapi package;

@@ -44,7 +44,7 @@ func TestMigrateCreatesTheAuditTablesAndIndexes(t *testing.T) {
 		"idx_audits_auditable_version": "UNIQUE auditable_type,auditable_id,version",
 		"idx_audits_account_id":        "account_id,id",
 		"idx_audits_associated":        "associated_type,associated_id",
-		"idx_audits_account_created":   "account_id,created_at",
+		"idx_audits_account_created":   "account_id,created_at,auditable_type",
 		"idx_audits_account_txid":      "account_id,transaction_id,id",
 		"idx_audits_account_user":      "account_id,user_id,created_at",
 	}

@@ -38,7 +38,7 @@ type Audit struct {
 	AuditableID string `gorm:"size:255;not null;uniqueIndex:idx_audits_auditable_version,priority:2" json:"auditable_id"`
 	// AuditableType is the audited model's registered type name, such as
 	// "Runbooks::Step".
-	AuditableType string `gorm:"size:255;not null;uniqueIndex:idx_audits_auditable_version,priority:1" json:"auditable_type"`
+	AuditableType string `gorm:"size:255;not null;uniqueIndex:idx_audits_auditable_version,priority:1;index:idx_audits_account_created,priority:3" json:"auditable_type"`
 	// AssociatedID and AssociatedType name the record this one belongs to
 	// (a step's runbook), so that a parent's history can include its
 	// children's rows. Empty when the model has no association.

@@ -92,6 +92,35 @@
 // when the page was read.
 // The filters apply to polling as well; page and sort=desc do not.
 //
+// # Reading from a replica
+//
+// The audit log can be read from PostgreSQL streaming replicas (hot
+// standbys) through gorm's dbresolver plugin, with every guarantee of
+// polling kept. Register the replicas for the audits table, so that
+// tokens, accounts and webhook subscribers stay on the primary, and set
+// [Options.ReadClauses]:
+//
+//	db.Use(dbresolver.Register(dbresolver.Config{Replicas: []gorm.Dialector{postgres.Open(replicaDSN)}}, audit.TableName))
+//	h, err := httpapi.NewHandler(db, &httpapi.Options{ReadClauses: []clause.Expression{dbresolver.Read}})
+//
+// Each request then reads in one read-only REPEATABLE READ transaction on
+// one replica, chosen per request by the resolver's policy: a page and its
+// count, or a poll, come from one snapshot. Polling stays exact because a
+// standby's snapshot is the primary's as of the WAL it has replayed: its
+// xmin counts as running every transaction the primary had not ended
+// there, including those it has not heard of yet (it takes every id below
+// the newest one it has seen as running until it sees it end), and it
+// shows commits in the primary's order. A row below that xmin on a
+// standby is therefore final on every server, and a cursor taken from one
+// server is good on any other, a lagging one included: there it waits for
+// the standby to catch up, it never skips. An after_id the replica has not
+// replayed yet is looked up on the primary (in a transaction on db, which
+// dbresolver begins on db's own connection) rather than refused. What a
+// replica costs is latency: its lag, and on a standby a transaction of the
+// primary that took an id and ended without writing any WAL (a crash)
+// holds the stream back until the primary's next snapshot record (at most
+// about 15 seconds later) tells the standby it is gone.
+//
 // # Errors
 //
 // Every invalid parameter (repeated, empty, wrong type, out of range, over

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/gormaudit/gormaudit/audit"
 	"github.com/gormaudit/gormaudit/httpapi/apitype"
@@ -71,6 +72,17 @@ type Options struct {
 	// the package documentation, "Pages", for how to read the rest.
 	// Defaults to 1 MiB.
 	MaxPageBytes int
+
+	// ReadClauses, when set, makes each request read the audit log in one
+	// read-only REPEATABLE READ transaction begun on
+	// db.Clauses(ReadClauses...), so that a page and its count, or a poll,
+	// come from one snapshot of one server. With gorm's dbresolver plugin
+	// registered on db, []clause.Expression{dbresolver.Read} begins it on a
+	// replica: polling keeps its guarantees there (see the package
+	// documentation, "Reading from a replica"), and an after_id the replica
+	// has not replayed yet is looked up on the primary. Defaults to none:
+	// each statement runs where db sends it.
+	ReadClauses []clause.Expression
 }
 
 // AllAuditableTypes, as [Options.DefaultAuditableType], makes page reads

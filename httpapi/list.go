@@ -3,7 +3,10 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+
+	"gorm.io/gorm"
 
 	"github.com/gormaudit/gormaudit/audit"
 	"github.com/gormaudit/gormaudit/httpapi/internal/auditlist"
@@ -19,14 +22,45 @@ type page struct {
 	next      auditlist.Position
 }
 
+// list reads the page or poll q asks for, in one read transaction when
+// Options.ReadClauses are set.
 func (h *Handler) list(ctx context.Context, q *query, accountID int64) (*page, error) {
+	if len(h.opts.ReadClauses) == 0 {
+		return h.listOn(ctx, h.db.WithContext(ctx), q, accountID)
+	}
+	var pg *page
+	err := auditlist.ReadTx(h.db.WithContext(ctx), h.opts.ReadClauses, func(tx *gorm.DB) error {
+		var err error
+		pg, err = h.listOn(ctx, tx, q, accountID)
+		return err
+	})
+	return pg, err
+}
+
+// positionOf resolves after_id on db and, when it is not there and db may
+// be a replica that has not replayed the row yet, on the primary: in a
+// transaction begun on the handler's database, which gorm's dbresolver
+// begins on the database's own connection.
+func (h *Handler) positionOf(ctx context.Context, db *gorm.DB, accountID, id int64) (auditlist.Position, error) {
+	p, err := auditlist.PositionOf(ctx, db, accountID, id)
+	if !errors.Is(err, auditlist.ErrNotInLog) || len(h.opts.ReadClauses) == 0 {
+		return p, err
+	}
+	err = h.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		p, err = auditlist.PositionOf(ctx, tx, accountID, id)
+		return err
+	})
+	return p, err
+}
+
+func (h *Handler) listOn(ctx context.Context, db *gorm.DB, q *query, accountID int64) (*page, error) {
 	var s auditlist.Stmt
 	var from auditlist.Position
 	if q.Polling() {
 		if q.After != nil {
 			from = *q.After
 		} else {
-			p, err := auditlist.PositionOf(ctx, h.db, accountID, *q.AfterID)
+			p, err := h.positionOf(ctx, db, accountID, *q.AfterID)
 			if err != nil {
 				return nil, err
 			}
@@ -36,7 +70,7 @@ func (h *Handler) list(ctx context.Context, q *query, accountID int64) (*page, e
 	} else {
 		s = auditlist.Page(&q.Filter, accountID, q.Desc, q.Page, q.PerPage)
 	}
-	pg, last, err := h.readRows(ctx, s, q.PerPage)
+	pg, last, err := h.readRows(db, s, q.PerPage)
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +83,6 @@ func (h *Handler) list(ctx context.Context, q *query, accountID int64) (*page, e
 		pg.truncated = false
 		return pg, nil
 	}
-	db := h.db.WithContext(ctx)
 	switch {
 	case q.Page == 1 && !pg.more && !pg.truncated:
 		// The whole result is on this page: no need to count.
@@ -77,8 +110,8 @@ func (h *Handler) list(ctx context.Context, q *query, accountID int64) (*page, e
 // rows past MaxPageBytes (the first row is always kept). Rows are read one
 // at a time, so that memory stays bounded by the cap and one row. It
 // returns the stream position of the last row kept, or nil when none was.
-func (h *Handler) readRows(ctx context.Context, s auditlist.Stmt, perPage int) (*page, *auditlist.Position, error) {
-	rows, err := h.db.WithContext(ctx).Raw(s.SQL, s.Args...).Rows()
+func (h *Handler) readRows(db *gorm.DB, s auditlist.Stmt, perPage int) (*page, *auditlist.Position, error) {
+	rows, err := db.Raw(s.SQL, s.Args...).Rows()
 	if err != nil {
 		return nil, nil, fmt.Errorf("httpapi: list audits: %w", err)
 	}
@@ -92,7 +125,7 @@ func (h *Handler) readRows(ctx context.Context, s auditlist.Stmt, perPage int) (
 			break
 		}
 		var a audit.Audit
-		if err := h.db.ScanRows(rows, &a); err != nil {
+		if err := db.ScanRows(rows, &a); err != nil {
 			return nil, nil, fmt.Errorf("httpapi: list audits: %w", err)
 		}
 		b, err := json.Marshal(a)

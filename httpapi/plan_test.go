@@ -1,12 +1,14 @@
 package httpapi
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"gorm.io/gorm"
 
 	"github.com/gormaudit/gormaudit/audit"
 	"github.com/gormaudit/gormaudit/internal/dbtest"
@@ -85,4 +87,69 @@ func TestPlansUseIndexes(t *testing.T) {
 	var lines []string
 	require.NoError(t, e.db.Raw(`EXPLAIN SELECT transaction_id FROM audits WHERE account_id = ? AND id = ?`, 7, 140_000).Scan(&lines).Error)
 	require.False(t, seqScan.MatchString(strings.Join(lines, "\n")))
+}
+
+// TestRecordPlansNeverReadTheAccount asks for the generic plans PostgreSQL
+// may reuse for prepared statements (the driver prepares them) of the
+// record and runbook filters, on the seeded rows where account 1 holds
+// half of the log. A generic plan takes one account for 1/100 of the rows,
+// and could read account 1's index (half the table) beside the record's
+// few entries; the statements must find the rows by the record alone.
+func TestRecordPlansNeverReadTheAccount(t *testing.T) {
+	t.Parallel()
+	if dbtest.Dialect() != dbtest.Postgres {
+		t.Skip("the plans asserted are PostgreSQL's")
+	}
+	e := setup(t, nil)
+	seedRows(t, e.db, 100_000, 100)
+	filters := map[string]auditlist.Filter{
+		"auditable_id":          {AuditableID: "r1240"},
+		"runbook_id":            {RunbookID: "r1240"},
+		"runbook_id steps only": {RunbookID: "r1240", AuditableType: runbooks.TypeStep},
+	}
+	// An index led by the account: the plain layout's names, or a
+	// partition's, which PostgreSQL names after the columns. A scan of a
+	// partition that holds none of the rows costs nothing.
+	accountIndex := regexp.MustCompile(`idx_audits_account|_account_id_\w*idx\b`)
+	holders := []string{"audits"}
+	if dbtest.Layout() == dbtest.Partitioned {
+		holders = nil
+		require.NoError(t, e.db.Raw(`SELECT DISTINCT tableoid::regclass::text FROM audits`).Scan(&holders).Error)
+	}
+	seqScan := regexp.MustCompile(`Seq Scan on (` + strings.Join(holders, "|") + `)\b`)
+	generic := func(name string, s auditlist.Stmt) {
+		t.Helper()
+		st := e.db.Session(&gorm.Session{DryRun: true}).Raw(s.SQL, s.Args...).Statement
+		err := e.db.Connection(func(conn *gorm.DB) error {
+			for _, sql := range []string{`SET plan_cache_mode = force_generic_plan`, `PREPARE generic AS ` + st.SQL.String()} {
+				if err := conn.Exec(sql).Error; err != nil {
+					return err
+				}
+			}
+			defer conn.Exec(`DEALLOCATE generic`)
+			// EXECUTE takes its values as literals, not parameters.
+			values := make([]string, len(st.Vars))
+			for i, v := range st.Vars {
+				if s, ok := v.(string); ok {
+					values[i] = "'" + strings.ReplaceAll(s, "'", "''") + "'"
+				} else {
+					values[i] = fmt.Sprint(v)
+				}
+			}
+			var lines []string
+			if err := conn.Raw(`EXPLAIN EXECUTE generic(` + strings.Join(values, ", ") + `)`).Scan(&lines).Error; err != nil {
+				return err
+			}
+			plan := strings.Join(lines, "\n")
+			require.False(t, accountIndex.MatchString(plan), "%s reads the account's index:\n%s\n%s", name, st.SQL.String(), plan)
+			require.False(t, seqScan.MatchString(plan), "%s:\n%s", name, plan)
+			return nil
+		})
+		require.NoError(t, err, name)
+	}
+	for name, f := range filters {
+		generic(name+" page", auditlist.Page(&f, 1, true, 1, 20))
+		generic(name+" count", auditlist.Count(&f, 1, 10_000))
+		generic(name+" poll", auditlist.Poll(&f, 1, auditlist.Position{}, 20, true))
+	}
 }

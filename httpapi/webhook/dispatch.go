@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/gormaudit/gormaudit/audit"
 	"github.com/gormaudit/gormaudit/httpapi/internal/auditlist"
 	"github.com/gormaudit/gormaudit/runbooks"
@@ -78,7 +80,8 @@ func (d *dispatcher) round(ctx context.Context) bool {
 	d.seq++
 	d.mu.Unlock()
 	var subs []Subscriber
-	if err := d.n.db.WithContext(ctx).Where("dead_at IS NULL").Order("id").Find(&subs).Error; err != nil {
+	err := d.n.fromPrimary(ctx, func(tx *gorm.DB) error { return tx.Where("dead_at IS NULL").Order("id").Find(&subs).Error })
+	if err != nil {
 		if ctx.Err() == nil {
 			d.n.log.LogAttrs(ctx, slog.LevelError, "webhook: notifier: list subscribers", slog.String("error", err.Error()))
 		}
@@ -262,10 +265,20 @@ func (n *Notifier) deliverAll(ctx context.Context, sub *Subscriber, rows []audit
 	return true
 }
 
+// fromPrimary runs fn, a read of the notifier's own state, in a
+// transaction. gorm's dbresolver plugin, which may send reads to a replica,
+// begins transactions on the database's own connection, the primary: the
+// notifier never acts on a cursor older than the one it stored last. The
+// audit rows themselves may come from a replica (see [Notifier]).
+func (n *Notifier) fromPrimary(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	return n.db.WithContext(ctx).Transaction(fn)
+}
+
 // load reads the subscriber.
 func (n *Notifier) load(ctx context.Context, id int64) (Subscriber, bool, error) {
 	var subs []Subscriber
-	if err := n.db.WithContext(ctx).Where("id = ?", id).Limit(1).Find(&subs).Error; err != nil {
+	err := n.fromPrimary(ctx, func(tx *gorm.DB) error { return tx.Where("id = ?", id).Limit(1).Find(&subs).Error })
+	if err != nil {
 		return Subscriber{}, false, err
 	}
 	if len(subs) == 0 {

@@ -2,11 +2,13 @@ package auditsql
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // listColumns are the audit row's columns a list returns.
@@ -55,7 +57,19 @@ type Stmt struct {
 func ListWhere(f *ListFilter, accountID int64) Stmt {
 	var w strings.Builder
 	args := []any{accountID}
-	w.WriteString(`account_id = ?`)
+	if f.ID != "" || f.ParentID != "" {
+		// The record's or runbook's own rows are a few entries of the
+		// indexes on (type, id); the account is then only checked. As an
+		// expression, account_id cannot lead the planner to read the
+		// account's index instead, or beside them: a generic plan (the
+		// driver prepares statements and reuses them with other values)
+		// takes one account for 1/accounts of the rows, where a large
+		// account holds half of them (EXPLAIN at 10^5 rows: 211 buffers
+		// and 30 ms instead of 14 buffers and 1 ms).
+		w.WriteString(`account_id + 0 = ?`)
+	} else {
+		w.WriteString(`account_id = ?`)
+	}
 	add := func(cond string, v ...any) {
 		w.WriteString(` AND ` + cond)
 		args = append(args, v...)
@@ -159,4 +173,17 @@ func ListEnd(ctx context.Context, db *gorm.DB, accountID int64, outOfOrder bool)
 		return Position{}, nil
 	}
 	return Position{TxID: ps[0].TransactionID, ID: ps[0].ID}, nil
+}
+
+// ReadTx runs fn in one read-only REPEATABLE READ transaction, so that every
+// statement of fn reads one snapshot of one server. The transaction is
+// begun on db.Clauses(read...) by a statement naming the audits table: a
+// router of reads to replicas, such as gorm's dbresolver plugin (even one
+// registered for the audits table only), begins it on a replica when read
+// holds its read clause (dbresolver.Read). With no clause it begins where
+// db begins transactions.
+func ReadTx(db *gorm.DB, read []clause.Expression, fn func(tx *gorm.DB) error) error {
+	return db.Table(Table).Clauses(read...).Transaction(func(tx *gorm.DB) error {
+		return fn(tx.Session(&gorm.Session{NewDB: true}))
+	}, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
 }

@@ -195,6 +195,47 @@ func withSearchPath(raw, schema string) (string, error) {
 	return raw + " search_path=" + schema, nil
 }
 
+// OpenSchema returns a *gorm.DB on the PostgreSQL schema name of
+// TEST_DATABASE_URL's database, creating the schema when it is missing.
+// Unlike Open it keeps the schema when t ends, so that data too slow to make
+// for every run (the scale benchmarks' seeded logs) is made once and reused;
+// the caller decides when it is stale and drops it (DROP SCHEMA … CASCADE).
+// It fails t when TEST_DATABASE_URL is not set: SQLite in memory keeps
+// nothing.
+func OpenSchema(t testing.TB, name string) *gorm.DB {
+	t.Helper()
+	raw := os.Getenv(EnvURL)
+	if raw == "" {
+		t.Fatalf("dbtest: OpenSchema(%q) needs %s", name, EnvURL)
+	}
+	dsn, err := withSearchPath(raw, name)
+	if err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
+	db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{Logger: logger.Default.LogMode(logger.Silent)})
+	if err != nil {
+		t.Fatalf("dbtest: open postgres: %v", err)
+	}
+	// Two test processes may ask for the same schema at once: CREATE
+	// SCHEMA IF NOT EXISTS alone can still fail one of them.
+	err = db.Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec(`SELECT pg_advisory_xact_lock(hashtext(?))`, "dbtest schema "+name).Error; err != nil {
+			return err
+		}
+		return tx.Exec(`CREATE SCHEMA IF NOT EXISTS ` + name).Error
+	})
+	if err != nil {
+		t.Fatalf("dbtest: create schema %s: %v", name, err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
+	sqlDB.SetMaxOpenConns(40)
+	t.Cleanup(func() { _ = sqlDB.Close() })
+	return db
+}
+
 // setUpLayout creates the audits table in the layout TEST_AUDIT_LAYOUT
 // asks for: nothing for the plain one, which the test's migration
 // creates.

@@ -6,13 +6,17 @@ package apitest
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+	"gorm.io/plugin/dbresolver"
 
 	"github.com/gormaudit/gormaudit/audit"
 	"github.com/gormaudit/gormaudit/internal/dbtest"
@@ -56,7 +60,7 @@ func WriteConcurrently(db *gorm.DB, writers, txs int) <-chan error {
 	for w := range writers {
 		wg.Go(func() {
 			for i := range txs {
-				if err := db.Transaction(func(tx *gorm.DB) error { return writeOne(tx, int64(1+(w+i)%2), fmt.Sprint("w", w, "-", i)) }); err != nil {
+				if err := db.Transaction(func(tx *gorm.DB) error { return WriteOne(tx, int64(1+(w+i)%2), fmt.Sprint("w", w, "-", i)) }); err != nil {
 					errs <- err
 					return
 				}
@@ -72,8 +76,9 @@ func WriteConcurrently(db *gorm.DB, writers, txs int) <-chan error {
 	return done
 }
 
-// writeOne creates a runbook with two steps and renames it.
-func writeOne(tx *gorm.DB, accountID int64, name string) error {
+// WriteOne creates a runbook with two steps in the account and renames it:
+// four audit rows.
+func WriteOne(tx *gorm.DB, accountID int64, name string) error {
 	rb := runbooks.Runbook{AccountID: accountID, Name: name}
 	if err := tx.Create(&rb).Error; err != nil {
 		return err
@@ -123,4 +128,27 @@ func Settle(t testing.TB, db *gorm.DB) {
 func ExampleDB(migrate ...fixture.Migration) (*gorm.DB, context.Context) {
 	e := fixture.Example(&fixture.Options{Migrations: migrate, Accounts: []int64{1}})
 	return e.DB, e.Ctx
+}
+
+// ThroughReplica opens dsn, the primary (a DSN of fixture.Env), with gorm's
+// dbresolver plugin sending its reads to replicaDSN, as a service reading
+// from replicas has it: the reads of tables only (names or models, as
+// dbresolver.Register takes them), or every read when tables is empty.
+// Both pools are closed when t ends.
+func ThroughReplica(t testing.TB, dsn, replicaDSN string, tables ...any) *gorm.DB {
+	t.Helper()
+	db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{Logger: logger.Default.LogMode(logger.Silent)})
+	require.NoError(t, err)
+	standby, err := sql.Open("pgx", replicaDSN)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if sqlDB, err := db.DB(); err == nil {
+			_ = sqlDB.Close()
+		}
+		_ = standby.Close()
+	})
+	require.NoError(t, db.Use(dbresolver.Register(dbresolver.Config{
+		Replicas: []gorm.Dialector{postgres.New(postgres.Config{Conn: standby})},
+	}, tables...)))
+	return db
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/gormaudit/gormaudit/audit"
 	"github.com/gormaudit/gormaudit/internal/auditsql"
@@ -103,4 +104,12 @@ func OutOfOrder(db *gorm.DB, caller string) (bool, error) {
 		return false, fmt.Errorf("%s: dialect %q is not supported (postgres, sqlite)", caller, d.Name())
 	}
 	return d.CommitsOutOfOrder(), nil
+}
+
+// ReadTx runs fn in one read-only REPEATABLE READ transaction begun on
+// db.Clauses(read...): with gorm's dbresolver plugin registered on db and
+// dbresolver.Read in read, on one replica, so that fn's statements read one
+// snapshot of it.
+func ReadTx(db *gorm.DB, read []clause.Expression, fn func(tx *gorm.DB) error) error {
+	return auditsql.ReadTx(db, read, fn)
 }
