@@ -96,7 +96,7 @@ func (p *Plugin) insertReturning(db *gorm.DB, r *recorder) {
 		return
 	}
 	for attempt := 1; ; attempt++ {
-		g, err := begin(db)
+		g, err := begin(db, ins.updates)
 		if err != nil {
 			_ = db.AddError(&WriteError{Type: r.m.typeName, Action: ActionCreate, Err: err})
 			return

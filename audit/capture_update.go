@@ -78,7 +78,7 @@ func (p *Plugin) auditedUpdate(db *gorm.DB, r *recorder, _ func(*gorm.DB)) {
 // paired with their old values, and their audit rows are inserted.
 func (p *Plugin) portableUpdate(db *gorm.DB, r *recorder, plainTable bool) {
 	stmt := db.Statement
-	g, err := begin(db)
+	g, err := begin(db, false)
 	if err != nil {
 		r.fail(err)
 		return
@@ -275,9 +275,10 @@ func (p *Plugin) fusedUpdate(db *gorm.DB, r *recorder) (int64, error) {
 	stmt := db.Statement
 	stmt.SQL.Reset()
 	stmt.Vars = stmt.Vars[:0]
-	r.m.fuse.WriteUpdateStatement(stmt, r.ownPart(stmt, func() {
-		writeLockingUpdate(stmt, r.m.pk.DBName, `"__audit"."__audit_old" AS `+pgfuse.OldRowColumn)
-	}), r.insertAudits(stmt, ActionUpdate))
+	writeLockingUpdate(stmt, r.m.pk.DBName, `"__audit"."__audit_old" AS `+pgfuse.OldRowColumn)
+	r.fuse(stmt, ActionUpdate, "", func(own func()) {
+		r.m.fuse.WriteUpdateStatement(stmt, own, r.insertAudits(stmt, ActionUpdate))
+	})
 	rows, err := stmt.ConnPool.QueryContext(r.ctx, stmt.SQL.String(), stmt.Vars...)
 	if err != nil {
 		return 0, r.fusedError(err)
@@ -321,6 +322,9 @@ func (m *model) checkAssignments(stmt *gorm.Statement) (portable bool, err error
 		}
 		if _, expr := a.Value.(clause.Expression); expr {
 			portable = portable || checked(f)
+			continue
+		}
+		if recordable(a.Value, isJSONColumn(f)) {
 			continue
 		}
 		b, err := encodeValue(a.Value, isJSONColumn(f))

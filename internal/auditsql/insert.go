@@ -174,33 +174,48 @@ type Selected struct {
 }
 
 // WriteInsertSelect writes the INSERT ... SELECT of s to stmt, binding its
-// constants as parameters of stmt. The version comes from
-// gormaudit_next_version, so it needs [dialect.Dialect.SingleStatementCapture].
+// constants as parameters of stmt, in the order of [Selected.Vars]. The
+// version comes from gormaudit_next_version, so it needs
+// [dialect.Dialect.SingleStatementCapture].
 func WriteInsertSelect(stmt *gorm.Statement, d dialect.Dialect, s Selected) {
-	bind := func(v any, typ string) {
-		stmt.AddVar(stmt, v)
+	vars, next := s.Vars(), 0
+	bind := func(typ string) {
+		stmt.AddVar(stmt, vars[next])
+		next++
 		stmt.WriteString(d.Cast(typ))
 	}
 	stmt.WriteString(insertInto + "SELECT " + s.AccountID + ", " + s.AuditableID + ", ")
-	bind(s.AuditableType, "text")
+	bind("text") // AuditableType
 	stmt.WriteString(", " + s.AssociatedID + ", CASE WHEN " + s.AssociatedID + " = '' THEN '' ELSE ")
-	bind(s.AssociatedType, "text")
+	bind("text") // AssociatedType
 	stmt.WriteString(" END")
-	for _, v := range []string{s.UserID, s.UserType, s.Action} {
+	for range 3 { // UserID, UserType, Action
 		stmt.WriteString(", ")
-		bind(v, "text")
+		bind("text")
 	}
 	stmt.WriteString(", " + s.Changes + ", " + NextVersionFunction + "(")
-	bind(s.AuditableType, "text")
+	bind("text") // AuditableType
 	stmt.WriteString(", " + s.AuditableID + ")")
-	for _, v := range []string{s.Comment, s.RemoteAddress, s.RequestUUID} {
+	for range 3 { // Comment, RemoteAddress, RequestUUID
 		stmt.WriteString(", ")
-		bind(v, "text")
+		bind("text")
 	}
 	stmt.WriteString(", ")
-	bind(s.CreatedAt, "timestamptz")
+	bind("timestamptz") // CreatedAt
 	stmt.WriteString(", " + d.TransactionIDSQL() + " FROM " + s.From + " WHERE " + s.Where)
 	if s.Gated {
 		stmt.WriteString(" AND " + EnabledAccount(s.AccountID))
 	}
+	if next != len(vars) {
+		panic("auditsql: WriteInsertSelect bound a different number of values than Selected.Vars lists")
+	}
+}
+
+// Vars are the parameters [WriteInsertSelect] binds for s, in order: the
+// values that are the same for every audit row of the statement. A caller
+// that keeps the statement's text for the next statement of the same shape
+// binds these in its place.
+func (s Selected) Vars() []any {
+	return []any{s.AuditableType, s.AssociatedType, s.UserID, s.UserType, s.Action, s.AuditableType,
+		s.Comment, s.RemoteAddress, s.RequestUUID, s.CreatedAt}
 }
