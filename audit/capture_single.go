@@ -19,9 +19,8 @@ import (
 // costs no extra round trip. internal/pgfuse renders the statements'
 // model-specific SQL once, at registration (prepareCapture), matching
 // encodeValue; the audit INSERT itself is auditsql's
-// (auditsql.WriteInsertSelect), its version from the function
-// gormaudit_next_version, which sees the audit rows of the transactions the
-// statement waited for. This file holds what the capture strategies share:
+// (auditsql.WriteInsertSelect), which takes each record's version from its
+// counter in audit_versions in a WITH query of the same statement. This file holds what the capture strategies share:
 // whether a write can be captured so, the INSERT, and naming its failures.
 
 // fuseRules are the encoder's rules the single-statement SQL follows.
@@ -156,7 +155,11 @@ func (m *model) refusal(e dialect.Error) error {
 }
 
 // fusedError names the failure of a fused statement: a *WriteError unless
-// the database blamed the change itself (see changesOwn).
+// the database blamed the change itself (see changesOwn). A serialization
+// failure is the audit's version conflict (see versionConflict): the
+// database does not say whether the record's row or its version counter
+// moved after the snapshot, and either means that another transaction
+// wrote, and recorded a version of, the record first.
 func (r *recorder) fusedError(err error) error {
 	e, ok := dialect.Classify(err)
 	if !ok {
@@ -169,7 +172,7 @@ func (r *recorder) fusedError(err error) error {
 		return &WriteError{Type: r.m.typeName, Action: r.action,
 			Err: &ValueError{Column: e.Column, Reason: e.Detail}}
 	}
-	if r.changesOwn(e) {
+	if e.Kind != dialect.KindSerializationFailure && r.changesOwn(e) {
 		return err
 	}
 	return &WriteError{Type: r.m.typeName, Action: r.action, Err: versionConflict(err)}
@@ -177,7 +180,7 @@ func (r *recorder) fusedError(err error) error {
 
 // changesOwn reports whether the database blamed a fused statement's
 // failure on the change rather than on its audit rows: an error about the
-// audited table, a concurrent transaction or the connection, a statement
+// audited table, a deadlock, an interruption or the connection, a statement
 // error found in the change's own part of the text, or a data exception not
 // about the audits table. A statement error PostgreSQL gives no position
 // for (such as a missing privilege) counts as the audit's, which is where
@@ -191,7 +194,7 @@ func (r *recorder) changesOwn(e dialect.Error) bool {
 		return true
 	}
 	switch e.Kind {
-	case dialect.KindSerializationFailure, dialect.KindDeadlock, dialect.KindInterrupted, dialect.KindConnection:
+	case dialect.KindDeadlock, dialect.KindInterrupted, dialect.KindConnection:
 		return true
 	case dialect.KindSyntaxOrAccess:
 		return e.Position >= r.own.from && e.Position <= r.own.to

@@ -61,10 +61,12 @@
 //
 // A record's versions are 1 for its first audit and grow by one with each
 // later audit, with no gap or duplicate even under concurrent writers: the
-// record's row is locked before its next version is computed, and a unique
-// index on (auditable_type, auditable_id, version) backs that up. In a
+// record's latest version is a counter (the audit_versions table), advanced
+// by the write's transaction while it holds the record's row lock, and
+// undone if it rolls back; a unique index on (auditable_type, auditable_id,
+// version) backs that up where the audits table is not partitioned. In a
 // REPEATABLE READ or SERIALIZABLE transaction whose snapshot predates a
-// concurrent write of the same record, the duplicate is refused as
+// concurrent write of the same record, the write fails with
 // [ErrVersionConflict], to be retried like a serialization failure.
 //
 // # Write forms
@@ -82,8 +84,8 @@
 // delete's UPDATE) returns the rows it wrote, and a data-modifying CTE of
 // the same statement inserts their audit rows, with audited_changes
 // rendered by PostgreSQL exactly as this package renders them in Go. The
-// version comes from gormaudit_next_version, a function [Migrate] creates.
-// A model with a column type PostgreSQL cannot render the same way (bytea,
+// version comes from the record's counter, advanced by a WITH query of the
+// same statement. A model with a column type PostgreSQL cannot render the same way (bytea,
 // arrays, types whose JSON differs from their stored value, timestamps
 // without time zone) keeps the portable path, as on SQLite: the write
 // with RETURNING, then one INSERT of its audit rows.

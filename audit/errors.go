@@ -21,11 +21,13 @@ var ErrNoActor = errors.New("audit: no actor in the write's context (use audit.W
 var ErrUnsupportedWrite = errors.New("audit: write form cannot be audited")
 
 // ErrVersionConflict is wrapped by a [*WriteError] when another transaction
-// recorded the same version of the record first. Under READ COMMITTED the
+// recorded a version of the record first. Under READ COMMITTED the
 // plugin's row locks prevent it; in a REPEATABLE READ or SERIALIZABLE
 // transaction, whose snapshot can predate a concurrent write of the same
 // record (such as re-creating a record another transaction just deleted),
-// it plays the part of a serialization failure: roll back and retry.
+// it is a serialization failure: roll back and retry. The database's own
+// error stays in the chain (on PostgreSQL, SQLSTATE 40001 when the
+// record's version counter or row moved after the snapshot).
 var ErrVersionConflict = errors.New("audit: another transaction recorded this version of the record first; retry the transaction")
 
 // ConfigError reports an invalid [Config]; Field names the offending setting.

@@ -88,14 +88,18 @@ func (r *recorder) fail(err error) {
 	_ = r.db.AddError(&WriteError{Type: r.m.typeName, Action: r.action, Err: err})
 }
 
-// versionConflict wraps err, an error of a statement that inserted audit
-// rows, with ErrVersionConflict when it is the unique index on a record's
-// versions refusing a duplicate. PostgreSQL names the index; SQLite names
-// none, but the only unique index an audit INSERT can violate is that one,
-// since the database assigns the ids.
+// versionConflict wraps err, an error of a statement that took versions or
+// inserted audit rows, with ErrVersionConflict when it says that another
+// transaction recorded a version of the record first: a serialization
+// failure (in a REPEATABLE READ or SERIALIZABLE transaction, the record's
+// version counter moved after the snapshot), or the unique index on a
+// record's versions refusing a duplicate. PostgreSQL names the index;
+// SQLite names none, but the only unique index an audit INSERT can violate
+// is that one, since the database assigns the ids.
 func versionConflict(err error) error {
 	e, ok := dialect.Classify(err)
-	if ok && e.Kind == dialect.KindUniqueViolation && (e.Constraint == auditsql.VersionIndex || e.Constraint == "") {
+	if ok && (e.Kind == dialect.KindSerializationFailure ||
+		e.Kind == dialect.KindUniqueViolation && (e.Constraint == auditsql.VersionIndex || e.Constraint == "")) {
 		return fmt.Errorf("%w: %w", ErrVersionConflict, err)
 	}
 	return err
@@ -122,7 +126,15 @@ func (r *recorder) flush() {
 			}
 			rows = append(rows, row)
 		}
-		sql, args := auditsql.Insert(r.p.dialect, rows, r.gated)
+		kept, err := auditsql.TakeVersions(tx, r.p.dialect, rows, r.gated)
+		if err != nil {
+			r.fail(versionConflict(err))
+			return
+		}
+		if len(kept) == 0 {
+			continue
+		}
+		sql, args := auditsql.Insert(r.p.dialect, kept)
 		if err := tx.Exec(sql, args...).Error; err != nil {
 			r.fail(versionConflict(err))
 			return

@@ -27,10 +27,6 @@ const VersionIndex = "idx_audits_auditable_version"
 // under EnabledAccountsOnly.
 const AccountsTable = "audit_accounts"
 
-// NextVersionFunction is the name of the PostgreSQL function that computes a
-// record's next version (see [CreateNextVersionFunction]).
-const NextVersionFunction = "gormaudit_next_version"
-
 // insertColumns are the columns an INSERT of audit rows writes, in the
 // order of its values (see Row.params).
 var insertColumns = []string{"account_id", "auditable_id", "auditable_type", "associated_id", "associated_type",
@@ -39,34 +35,6 @@ var insertColumns = []string{"account_id", "auditable_id", "auditable_type", "as
 
 // insertInto is the INSERT up to its values or SELECT.
 var insertInto = `INSERT INTO "` + Table + `" ("` + strings.Join(insertColumns, `","`) + `") `
-
-// nextVersion is the SQL of the next version of the record whose type and
-// id are the SQL expressions typ and id: one more than its latest audit
-// row's, 1 for its first. It is the one definition of a next version: the
-// INSERT of rows from values runs it inline, and the function
-// gormaudit_next_version runs it for statements that write their own audit
-// rows. Writers lock the record's row before it runs, and VersionIndex
-// refuses a duplicate that could still slip through, so versions are
-// gapless and unique.
-func nextVersion(typ, id string) string {
-	return `(SELECT COALESCE(MAX("version"),0)+1 FROM "` + Table + `" WHERE "auditable_type" = ` + typ +
-		` AND "auditable_id" = ` + id + `)`
-}
-
-// CreateNextVersionFunction is the statement that creates (or replaces) the
-// PostgreSQL function gormaudit_next_version(type, id). Being VOLATILE, the
-// function reads the audits table with a snapshot taken when it is called:
-// inside a single statement that has just locked the record's row, it sees
-// the audit rows of the transactions that statement waited for, which the
-// statement's own snapshot would not.
-func CreateNextVersionFunction() string {
-	return `CREATE OR REPLACE FUNCTION ` + NextVersionFunction + `(p_type text, p_id text) RETURNS bigint
-LANGUAGE plpgsql VOLATILE AS $$
-BEGIN
-	RETURN ` + nextVersion("p_type", "p_id") + `;
-END
-$$`
-}
 
 // EnabledAccount is the condition, on the SQL expression account, that the
 // account's writes are recorded (EnabledAccountsOnly). An INSERT of audit
@@ -77,8 +45,8 @@ func EnabledAccount(account string) string {
 	return `EXISTS (SELECT 1 FROM ` + t + ` WHERE ` + t + `."account_id" = ` + account + ` AND ` + t + `."enabled")`
 }
 
-// Row holds the values of one audit row to insert; its version and
-// transaction id are computed by the INSERT.
+// Row holds the values of one audit row to insert; its transaction id is
+// computed by the INSERT.
 type Row struct {
 	AccountID                    int64
 	AuditableID, AuditableType   string
@@ -89,38 +57,25 @@ type Row struct {
 	Changes                             any
 	Comment, RemoteAddress, RequestUUID string
 	CreatedAt                           time.Time
+	// Version is the row's version, as [TakeVersions] took it.
+	Version int64
 }
 
-// param is a value of a Row with the PostgreSQL type of its column.
-type param struct {
-	v   any
-	typ string
-}
-
-// params lists r's values in insertColumns order; the version and the
-// transaction id are marked by a nil param.
-func (r *Row) params() []param {
-	return []param{{r.AccountID, "bigint"}, {r.AuditableID, "text"}, {r.AuditableType, "text"},
-		{r.AssociatedID, "text"}, {r.AssociatedType, "text"}, {r.UserID, "text"}, {r.UserType, "text"},
-		{r.Action, "text"}, {r.Changes, "jsonb"}, {}, {r.Comment, "text"}, {r.RemoteAddress, "text"},
-		{r.RequestUUID, "text"}, {r.CreatedAt, "timestamptz"}, {}}
+// params lists r's values in insertColumns order; the transaction id,
+// which the INSERT computes, is nil.
+func (r *Row) params() []any {
+	return []any{r.AccountID, r.AuditableID, r.AuditableType, r.AssociatedID, r.AssociatedType, r.UserID, r.UserType,
+		r.Action, r.Changes, r.Version, r.Comment, r.RemoteAddress, r.RequestUUID, r.CreatedAt, nil}
 }
 
 // Insert returns the INSERT of rows, with ? placeholders, and its
-// arguments. With gated, only the rows of enabled accounts are inserted, as
-// the database decides in the same statement:
-//
-//	WITH "__audit_v" (...) AS (VALUES (...), ...)
-//	INSERT INTO "audits" (...) SELECT ... FROM "__audit_v" WHERE EXISTS (<enabled account>)
-func Insert(d dialect.Dialect, rows []Row, gated bool) (string, []any) {
+// arguments. The rows' versions must have been taken by [TakeVersions] in
+// the same transaction, which also left out the rows of accounts a gate
+// does not record.
+func Insert(d dialect.Dialect, rows []Row) (string, []any) {
 	var b strings.Builder
 	args := make([]any, 0, 15*len(rows))
-	if gated {
-		b.WriteString(`WITH "__audit_v" ("` + strings.Join(insertColumns, `","`) + `") AS (`)
-	} else {
-		b.WriteString(insertInto)
-	}
-	b.WriteString("VALUES ")
+	b.WriteString(insertInto + "VALUES ")
 	for i := range rows {
 		if i > 0 {
 			b.WriteString(",")
@@ -130,27 +85,14 @@ func Insert(d dialect.Dialect, rows []Row, gated bool) (string, []any) {
 			if j > 0 {
 				b.WriteString(",")
 			}
-			switch {
-			case insertColumns[j] == "version":
-				b.WriteString(nextVersion("?", "?"))
-				args = append(args, rows[i].AuditableType, rows[i].AuditableID)
-			case insertColumns[j] == "transaction_id":
+			if insertColumns[j] == "transaction_id" {
 				b.WriteString(d.TransactionIDSQL())
-			case gated:
-				// A VALUES list that is not the INSERT's own gets no
-				// types from it.
-				b.WriteString("?" + d.Cast(p.typ))
-				args = append(args, p.v)
-			default:
-				b.WriteString("?")
-				args = append(args, p.v)
+				continue
 			}
+			b.WriteString("?")
+			args = append(args, p)
 		}
 		b.WriteString(")")
-	}
-	if gated {
-		b.WriteString(`) ` + insertInto + `SELECT "__audit_v"."` + strings.Join(insertColumns, `","__audit_v"."`) +
-			`" FROM "__audit_v" WHERE ` + EnabledAccount(`"__audit_v"."account_id"`))
 	}
 	return b.String(), args
 }
@@ -173,9 +115,19 @@ type Selected struct {
 	Gated bool
 }
 
-// WriteInsertSelect writes the INSERT ... SELECT of s to stmt, binding its
-// constants as parameters of stmt, in the order of [Selected.Vars]. The
-// version comes from gormaudit_next_version, so it needs
+// WriteInsertSelect writes to stmt the WITH queries of a statement that
+// writes its own audit rows, binding its constants as parameters of stmt,
+// in the order of [Selected.Vars]:
+//
+//	"__audit_n" AS (INSERT INTO "audit_versions" ... SELECT <type>, <id>, 1 FROM <From>
+//	                WHERE <Where> [AND <enabled account>] ON CONFLICT ... RETURNING ...),
+//	"__audit_i" AS (INSERT INTO "audits" (...) SELECT ... FROM <From>
+//	                JOIN "__audit_n" ON "__audit_n"."auditable_id" = <id>)
+//
+// The first takes each record's next version (see bumpVersions) for the
+// rows the gate lets through, so that a row it keeps out takes none; the
+// second inserts an audit row for each of those. From's rows must each be
+// a different record, as the rows one statement wrote are. It needs
 // [dialect.Dialect.SingleStatementCapture].
 func WriteInsertSelect(stmt *gorm.Statement, d dialect.Dialect, s Selected) {
 	vars, next := s.Vars(), 0
@@ -184,7 +136,13 @@ func WriteInsertSelect(stmt *gorm.Statement, d dialect.Dialect, s Selected) {
 		next++
 		stmt.WriteString(d.Cast(typ))
 	}
-	stmt.WriteString(insertInto + "SELECT " + s.AccountID + ", " + s.AuditableID + ", ")
+	stmt.WriteString(`"__audit_n" AS (INSERT INTO "` + VersionsTable + `" ("auditable_type","auditable_id","version") SELECT `)
+	bind("text") // AuditableType
+	stmt.WriteString(", " + s.AuditableID + ", 1 FROM " + s.From + " WHERE " + s.Where)
+	if s.Gated {
+		stmt.WriteString(" AND " + EnabledAccount(s.AccountID))
+	}
+	stmt.WriteString(bumpVersions + `), "__audit_i" AS (` + insertInto + "SELECT " + s.AccountID + ", " + s.AuditableID + ", ")
 	bind("text") // AuditableType
 	stmt.WriteString(", " + s.AssociatedID + ", CASE WHEN " + s.AssociatedID + " = '' THEN '' ELSE ")
 	bind("text") // AssociatedType
@@ -193,19 +151,15 @@ func WriteInsertSelect(stmt *gorm.Statement, d dialect.Dialect, s Selected) {
 		stmt.WriteString(", ")
 		bind("text")
 	}
-	stmt.WriteString(", " + s.Changes + ", " + NextVersionFunction + "(")
-	bind("text") // AuditableType
-	stmt.WriteString(", " + s.AuditableID + ")")
+	stmt.WriteString(", " + s.Changes + `, "__audit_n"."version"`)
 	for range 3 { // Comment, RemoteAddress, RequestUUID
 		stmt.WriteString(", ")
 		bind("text")
 	}
 	stmt.WriteString(", ")
 	bind("timestamptz") // CreatedAt
-	stmt.WriteString(", " + d.TransactionIDSQL() + " FROM " + s.From + " WHERE " + s.Where)
-	if s.Gated {
-		stmt.WriteString(" AND " + EnabledAccount(s.AccountID))
-	}
+	stmt.WriteString(", " + d.TransactionIDSQL() + " FROM " + s.From + ` JOIN "__audit_n" ON "__audit_n"."auditable_id" = ` +
+		s.AuditableID + ")")
 	if next != len(vars) {
 		panic("auditsql: WriteInsertSelect bound a different number of values than Selected.Vars lists")
 	}
@@ -216,6 +170,6 @@ func WriteInsertSelect(stmt *gorm.Statement, d dialect.Dialect, s Selected) {
 // that keeps the statement's text for the next statement of the same shape
 // binds these in its place.
 func (s Selected) Vars() []any {
-	return []any{s.AuditableType, s.AssociatedType, s.UserID, s.UserType, s.Action, s.AuditableType,
+	return []any{s.AuditableType, s.AuditableType, s.AssociatedType, s.UserID, s.UserType, s.Action,
 		s.Comment, s.RemoteAddress, s.RequestUUID, s.CreatedAt}
 }

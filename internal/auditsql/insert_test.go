@@ -24,10 +24,18 @@ type stored struct {
 	Comment       string
 }
 
+// insert takes the rows' versions and inserts the rows kept, as the audit
+// package's portable path does, in one transaction.
 func insert(t *testing.T, db *gorm.DB, gated bool, rows ...auditsql.Row) {
 	t.Helper()
-	sql, args := auditsql.Insert(dialect.Of(db), rows, gated)
-	require.NoError(t, db.Exec(sql, args...).Error)
+	require.NoError(t, db.Transaction(func(tx *gorm.DB) error {
+		kept, err := auditsql.TakeVersions(tx, dialect.Of(tx), rows, gated)
+		if err != nil || len(kept) == 0 {
+			return err
+		}
+		sql, args := auditsql.Insert(dialect.Of(tx), kept)
+		return tx.Exec(sql, args...).Error
+	}))
 }
 
 func row(account int64, id, comment string) auditsql.Row {
@@ -35,9 +43,25 @@ func row(account int64, id, comment string) auditsql.Row {
 		Changes: `{}`, Comment: comment, CreatedAt: time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)}
 }
 
+// counters reads the audit_versions table: "type/id" → latest version.
+func counters(t *testing.T, db *gorm.DB) map[string]int64 {
+	t.Helper()
+	var rows []struct {
+		AuditableType, AuditableID string
+		Version                    int64
+	}
+	require.NoError(t, db.Table(auditsql.VersionsTable).Find(&rows).Error)
+	out := map[string]int64{}
+	for _, r := range rows {
+		out[r.AuditableType+"/"+r.AuditableID] = r.Version
+	}
+	return out
+}
+
 // TestInsertNumbersVersionsPerRecordAndGatesAccounts inserts rows from
-// values: each record's versions count from 1 on their own, and a gated
-// INSERT keeps only the rows of enabled accounts.
+// values: each record's versions count from 1 on their own, rows of one
+// record in one batch get consecutive versions, and a gated batch keeps
+// only the rows of enabled accounts, whose rows take no version.
 func TestInsertNumbersVersionsPerRecordAndGatesAccounts(t *testing.T) {
 	t.Parallel()
 	db := dbtest.Open(t)
@@ -48,7 +72,8 @@ func TestInsertNumbersVersionsPerRecordAndGatesAccounts(t *testing.T) {
 
 	insert(t, db, false, row(1, "a", "first"), row(1, "b", "first"))
 	insert(t, db, false, row(1, "a", "second"))
-	insert(t, db, true, row(1, "a", "gated, enabled"), row(2, "b", "gated, not enabled"))
+	insert(t, db, true, row(1, "a", "gated, enabled"), row(2, "b", "gated, not enabled"), row(1, "a", "again"))
+	insert(t, db, true, row(2, "c", "gated, not enabled"))
 
 	var got []stored
 	require.NoError(t, db.Table(auditsql.Table).Order("id").Find(&got).Error)
@@ -57,20 +82,36 @@ func TestInsertNumbersVersionsPerRecordAndGatesAccounts(t *testing.T) {
 		{1, "T", "b", 1, "first"},
 		{1, "T", "a", 2, "second"},
 		{1, "T", "a", 3, "gated, enabled"},
+		{1, "T", "a", 4, "again"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("rows (-want +got):\n%s", diff)
 	}
+	if diff := cmp.Diff(map[string]int64{"T/a": 4, "T/b": 1}, counters(t, db)); diff != "" {
+		t.Fatalf("counters (-want +got):\n%s", diff)
+	}
 
 	first, last, err := auditsql.Bounds(db, "T", "a")
 	require.NoError(t, err)
-	require.Equal(t, [2]int{1, 3}, [2]int{first, last})
+	require.Equal(t, [2]int{1, 4}, [2]int{first, last})
+}
 
-	if dialect.Of(db).SingleStatementCapture() {
-		// The function single statements call computes the same next
-		// version as the INSERT from values.
-		var next int
-		require.NoError(t, db.Raw(`SELECT `+auditsql.NextVersionFunction+`(?, ?)`, "T", "a").Scan(&next).Error)
-		require.Equal(t, 4, next)
-	}
+// TestARolledBackWriteTakesNoVersion takes versions in a transaction that
+// rolls back: the counter is as before, so the next write continues
+// without a gap.
+func TestARolledBackWriteTakesNoVersion(t *testing.T) {
+	t.Parallel()
+	db := dbtest.Open(t)
+	require.NoError(t, audit.Migrate(context.Background(), db))
+	insert(t, db, false, row(1, "a", "first"))
+
+	tx := db.Begin()
+	_, err := auditsql.TakeVersions(tx, dialect.Of(tx), []auditsql.Row{row(1, "a", "rolled back")}, false)
+	require.NoError(t, err)
+	require.NoError(t, tx.Rollback().Error)
+
+	insert(t, db, false, row(1, "a", "second"))
+	var versions []int
+	require.NoError(t, db.Table(auditsql.Table).Order("id").Pluck("version", &versions).Error)
+	require.Equal(t, []int{1, 2}, versions)
 }

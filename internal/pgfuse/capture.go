@@ -105,7 +105,7 @@ func Build(m Model, r Rules) (*Capture, bool) {
 	}
 	c.updateRows = "), " + Written + ` AS (SELECT "p".*, ` + diffOf(cols, redacted, updatedOld, updatedNew) +
 		` AS "__audit_changes", ` + sameRecordGuard(m, updatedOld, updatedNew) +
-		` AS "__audit_guard" FROM "__audit_p" AS "p"), "__audit_i" AS (`
+		` AS "__audit_guard" FROM "__audit_p" AS "p"), `
 	return c, true
 }
 

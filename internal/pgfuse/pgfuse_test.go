@@ -44,7 +44,7 @@ func TestStatementsAreTheSQLRenderedBeforeTheMove(t *testing.T) {
 	require.True(t, ok)
 	insert := func(b *strings.Builder) func(Rows) {
 		return func(r Rows) {
-			b.WriteString("INSERT[" + strings.Join([]string{r.From, r.Where, r.Changes, r.AuditableID, r.AccountID, r.AssociatedID}, " | ") + "]")
+			b.WriteString(`"__audit_i" AS (INSERT[` + strings.Join([]string{r.From, r.Where, r.Changes, r.AuditableID, r.AccountID, r.AssociatedID}, " | ") + "])")
 		}
 	}
 	var create, update strings.Builder

@@ -19,7 +19,7 @@ const (
 
 // Rows is what the audit INSERT of a statement selects: the rows of From
 // for which Where holds, and the audit row's columns as SQL expressions
-// over one of them.
+// over one of them. Each row of From is a different record.
 type Rows struct {
 	From, Where                                   string
 	Changes, AuditableID, AccountID, AssociatedID string
@@ -35,17 +35,19 @@ func (c *Capture) rows(changes, where string) Rows {
 // WriteSnapshotStatement writes to w the single statement of a create or a
 // delete, whose audit rows hold every audited column:
 //
-//	WITH "__audit_g" AS (<own>), "__audit_i" AS (<insert>)
+//	WITH "__audit_g" AS (<own>), <insert>
 //	SELECT <selectList> FROM "__audit_g"
 //
 // own writes the change's own statement, which must return every column
-// (RETURNING *); insert writes the audit INSERT of the rows it is given.
+// (RETURNING *); insert writes the WITH queries, such as
+// "__audit_i" AS (INSERT ...), that insert the audit rows of the rows it is
+// given.
 func (c *Capture) WriteSnapshotStatement(w io.StringWriter, own func(), insert func(Rows), selectList string) {
 	_, _ = w.WriteString("WITH " + Written + " AS (")
 	own()
-	_, _ = w.WriteString(`), "__audit_i" AS (`)
+	_, _ = w.WriteString(`), `)
 	insert(c.rows(c.snapshot, "TRUE"))
-	_, _ = w.WriteString(") SELECT " + selectList + " FROM " + Written)
+	_, _ = w.WriteString(" SELECT " + selectList + " FROM " + Written)
 }
 
 // WriteUpdateStatement writes to w the single statement of an update, which
@@ -56,12 +58,13 @@ func (c *Capture) WriteSnapshotStatement(w io.StringWriter, own func(), insert f
 //	WITH "__audit_p" AS (<own>),
 //	     "__audit_g" AS (SELECT "p".*, <diff> AS "__audit_changes",
 //	                     <guard> AS "__audit_guard" FROM "__audit_p" AS "p"),
-//	     "__audit_i" AS (<insert>)
+//	     <insert>
 //	SELECT "__audit_guard" FROM "__audit_g"
 //
 // own writes the change's own UPDATE, returning each row as it was, named
 // [OldRowColumn], followed by every column of the updated row; insert
-// writes the audit INSERT of the rows it is given. The statement returns
+// writes the WITH queries that insert the audit rows of the rows it is
+// given. The statement returns
 // one row per updated row: reading the guard makes PostgreSQL evaluate it
 // for every row updated, whether or not the row gets an audit row.
 func (c *Capture) WriteUpdateStatement(w io.StringWriter, own func(), insert func(Rows)) {
@@ -69,5 +72,5 @@ func (c *Capture) WriteUpdateStatement(w io.StringWriter, own func(), insert fun
 	own()
 	_, _ = w.WriteString(c.updateRows)
 	insert(c.rows(Written+`."__audit_changes"`, Written+`."__audit_changes" IS NOT NULL`))
-	_, _ = w.WriteString(`) SELECT "__audit_guard" FROM ` + Written)
+	_, _ = w.WriteString(` SELECT "__audit_guard" FROM ` + Written)
 }

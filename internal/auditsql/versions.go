@@ -1,0 +1,117 @@
+package auditsql
+
+import (
+	"strings"
+
+	"gorm.io/gorm"
+
+	"github.com/gormaudit/gormaudit/internal/dialect"
+)
+
+// VersionsTable is the table of each record's latest version: one row per
+// audited record, (auditable_type, auditable_id, version).
+const VersionsTable = "audit_versions"
+
+// versionsKey is the primary key of VersionsTable, the conflict target of
+// every upsert of a next version.
+const versionsKey = `("auditable_type","auditable_id")`
+
+// CreateVersionsTable is the statement that creates VersionsTable if it
+// does not exist.
+const CreateVersionsTable = `CREATE TABLE IF NOT EXISTS "` + VersionsTable + `" (` +
+	`"auditable_type" text NOT NULL, "auditable_id" text NOT NULL, "version" bigint NOT NULL, ` +
+	`PRIMARY KEY ` + versionsKey + `)`
+
+// SeedVersions is the statement that sets each record's counter to the
+// latest version its audit rows hold, raising none: run once, right after
+// CreateVersionsTable created the table, it lets the records of an
+// upgraded database continue their versions. (WHERE TRUE lets SQLite tell
+// the SELECT from the upsert.)
+const SeedVersions = `INSERT INTO "` + VersionsTable + `" ("auditable_type","auditable_id","version") ` +
+	`SELECT "auditable_type", "auditable_id", MAX("version") FROM "` + Table + `" WHERE TRUE ` +
+	`GROUP BY "auditable_type", "auditable_id" ON CONFLICT ` + versionsKey + ` DO UPDATE SET "version" = ` +
+	`CASE WHEN "excluded"."version" > "` + VersionsTable + `"."version" THEN "excluded"."version" ` +
+	`ELSE "` + VersionsTable + `"."version" END`
+
+// DropNextVersionFunction drops gormaudit_next_version, the PostgreSQL
+// function that computed next versions (one more than a record's latest
+// audit row's) before VersionsTable did. An older writer that still calls
+// it then fails instead of recording a version its counter does not hold.
+const DropNextVersionFunction = `DROP FUNCTION IF EXISTS gormaudit_next_version(text, text)`
+
+// bumpVersions is the end of an upsert into VersionsTable whose selected
+// version is the number of versions to take: it adds them to the record's
+// counter, or starts the counter at them, and returns the record and its
+// new latest version.
+//
+// This is the one definition of a next version. The upsert runs while the
+// write holds the record's row lock, so the counter's row lock adds no
+// contention, and it rolls back with the write, so versions have no gap.
+// Under READ COMMITTED the upsert reads the counter as last committed, not
+// as the statement's snapshot saw it; under REPEATABLE READ or
+// SERIALIZABLE a counter that moved after the snapshot fails the statement
+// with a serialization failure.
+const bumpVersions = ` ON CONFLICT ` + versionsKey + ` DO UPDATE SET "version" = "` + VersionsTable +
+	`"."version" + "excluded"."version" RETURNING "auditable_type", "auditable_id", "version"`
+
+// recordKey names one audited record.
+type recordKey struct{ typ, id string }
+
+// TakeVersions takes the next versions of rows' records in tx, and returns
+// the rows that are to be inserted, in their order, with their versions:
+// each record's rows get consecutive versions in the order they are given.
+// With gated, the rows of accounts that are not enabled take no version
+// and are left out, as the database decides in the same statement (the
+// gate comes before the counter). Their records' rows must be locked by
+// the calling transaction.
+func TakeVersions(tx *gorm.DB, d dialect.Dialect, rows []Row, gated bool) ([]Row, error) {
+	counts := map[recordKey]int64{}
+	var records []int // index in rows of each record's first row
+	for i := range rows {
+		k := recordKey{rows[i].AuditableType, rows[i].AuditableID}
+		if counts[k] == 0 {
+			records = append(records, i)
+		}
+		counts[k]++
+	}
+	var b strings.Builder
+	args := make([]any, 0, 4*len(records))
+	b.WriteString(`WITH "__audit_v" ("account_id","auditable_type","auditable_id","version") AS (VALUES `)
+	for n, i := range records {
+		if n > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString("(?" + d.Cast("bigint") + ",?" + d.Cast("text") + ",?" + d.Cast("text") + ",?" + d.Cast("bigint") + ")")
+		r := &rows[i]
+		args = append(args, r.AccountID, r.AuditableType, r.AuditableID, counts[recordKey{r.AuditableType, r.AuditableID}])
+	}
+	where := "TRUE"
+	if gated {
+		where = EnabledAccount(`"__audit_v"."account_id"`)
+	}
+	b.WriteString(`) INSERT INTO "` + VersionsTable + `" ("auditable_type","auditable_id","version") ` +
+		`SELECT "auditable_type","auditable_id","version" FROM "__audit_v" WHERE ` + where + bumpVersions)
+
+	var taken []struct {
+		AuditableType, AuditableID string
+		Version                    int64
+	}
+	if err := tx.Raw(b.String(), args...).Scan(&taken).Error; err != nil {
+		return nil, err
+	}
+	next := make(map[recordKey]int64, len(taken)) // the version of each record's next row
+	for _, t := range taken {
+		k := recordKey{t.AuditableType, t.AuditableID}
+		next[k] = t.Version - counts[k] + 1
+	}
+	kept := rows[:0:0]
+	for _, r := range rows {
+		k := recordKey{r.AuditableType, r.AuditableID}
+		if v, ok := next[k]; ok {
+			r.Version = v
+			next[k] = v + 1
+			kept = append(kept, r)
+		}
+	}
+	return kept, nil
+}
