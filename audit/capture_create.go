@@ -177,7 +177,7 @@ func (p *Plugin) insertAttempt(db *gorm.DB, r *recorder, b *builtInsert) (raced 
 			return false
 		}
 	}
-	rows, err := stmt.ConnPool.QueryContext(r.ctx, b.sql, b.vars...)
+	rows, err := p.prepared.query(r.ctx, stmt.ConnPool, b.sql, b.vars...)
 	if err != nil {
 		_ = db.AddError(err)
 		return false

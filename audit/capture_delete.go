@@ -60,7 +60,7 @@ func (p *Plugin) auditedDelete(db *gorm.DB, r *recorder, _ func(*gorm.DB)) {
 		return
 	}
 	defer g.finish(db)
-	rows, err := stmt.ConnPool.QueryContext(r.ctx, stmt.SQL.String(), stmt.Vars...)
+	rows, err := p.prepared.query(r.ctx, stmt.ConnPool, stmt.SQL.String(), stmt.Vars...)
 	if err != nil {
 		_ = db.AddError(err)
 		return

@@ -24,6 +24,9 @@ type Plugin struct {
 	tables      map[string]*model
 	dialect     dialect.Dialect
 	initialized atomic.Bool
+	// prepared keeps the plugin's own statements prepared where the
+	// database would parse them anew every time (dialect.InProcess).
+	prepared *preparedCache
 }
 
 var _ gorm.Plugin = (*Plugin)(nil)
@@ -58,6 +61,9 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 	}
 	if err := p.resolveModels(db); err != nil {
 		return err
+	}
+	if p.dialect.InProcess() {
+		p.prepared = newPreparedCache(db)
 	}
 	return p.registerCallbacks(db)
 }

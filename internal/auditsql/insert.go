@@ -73,8 +73,20 @@ func (r *Row) params() []any {
 // the same transaction, which also left out the rows of accounts a gate
 // does not record.
 func Insert(d dialect.Dialect, rows []Row) (string, []any) {
+	return insert(d, rows, false)
+}
+
+// InsertTaken returns the INSERT of one row whose version is the one
+// [TakeVersion] has just taken for its record, read by the INSERT itself,
+// and its arguments; row.Version is not used.
+func InsertTaken(d dialect.Dialect, row Row) (string, []any) {
+	return insert(d, []Row{row}, true)
+}
+
+// insert is [Insert], or with taken [InsertTaken].
+func insert(d dialect.Dialect, rows []Row, taken bool) (string, []any) {
 	var b strings.Builder
-	args := make([]any, 0, 15*len(rows))
+	args := make([]any, 0, 16*len(rows))
 	b.WriteString(insertInto + "VALUES ")
 	for i := range rows {
 		if i > 0 {
@@ -85,12 +97,16 @@ func Insert(d dialect.Dialect, rows []Row) (string, []any) {
 			if j > 0 {
 				b.WriteString(",")
 			}
-			if insertColumns[j] == "transaction_id" {
+			switch {
+			case insertColumns[j] == "transaction_id":
 				b.WriteString(d.TransactionIDSQL())
-				continue
+			case insertColumns[j] == "version" && taken:
+				b.WriteString(takenVersion)
+				args = append(args, rows[i].AuditableType, rows[i].AuditableID)
+			default:
+				b.WriteString("?")
+				args = append(args, p)
 			}
-			b.WriteString("?")
-			args = append(args, p)
 		}
 		b.WriteString(")")
 	}
