@@ -3,13 +3,17 @@ package audit_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
 
 	"github.com/gormaudit/gormaudit/audit"
 	"github.com/gormaudit/gormaudit/internal/dbtest"
@@ -75,14 +79,41 @@ type benchSide struct {
 	runbook string
 }
 
+// benchSQLiteEnv selects the SQLite databases of the side-by-side
+// benchmarks: unset, in memory (dbtest.Open); "file", files in a temporary
+// directory opened as the example service opens its own (WAL, immediate
+// transactions, one connection).
+const benchSQLiteEnv = "GORMAUDIT_BENCH_SQLITE"
+
 // openBenchSides opens a plain database (the runbook tables, no plugin) and
 // an audited one (fixture.Open), each with a runbook of account 1, bound
 // to a context carrying the fixture's actor.
 func openBenchSides(b *testing.B) (plain, audited *benchSide) {
 	ctx := context.Background()
+	if dbtest.Dialect() == dbtest.SQLite && os.Getenv(benchSQLiteEnv) == "file" {
+		plainDB, auditedDB := openSQLiteFile(b, "plain.db"), openSQLiteFile(b, "audited.db")
+		require.NoError(b, runbooks.Migrate(ctx, plainDB))
+		require.NoError(b, runbooks.Migrate(ctx, auditedDB))
+		require.NoError(b, audit.Migrate(ctx, auditedDB))
+		require.NoError(b, auditedDB.Use(audit.New(audit.Config{Models: runbooks.Models()})))
+		return newBenchSide(b, plainDB), newBenchSide(b, auditedDB)
+	}
 	plainDB := dbtest.Open(b)
 	require.NoError(b, runbooks.Migrate(ctx, plainDB))
 	return newBenchSide(b, plainDB), newBenchSide(b, fixture.Open(b, nil).DB)
+}
+
+// openSQLiteFile opens a SQLite file of the benchmark's temporary
+// directory with the example service's settings.
+func openSQLiteFile(b *testing.B, name string) *gorm.DB {
+	dsn := "file:" + filepath.Join(b.TempDir(), name) + "?_foreign_keys=1&_busy_timeout=5000&_txlock=immediate&_journal_mode=WAL"
+	db, err := gorm.Open(sqlite.Open(dsn), &gorm.Config{Logger: logger.Discard})
+	require.NoError(b, err)
+	sqlDB, err := db.DB()
+	require.NoError(b, err)
+	sqlDB.SetMaxOpenConns(1)
+	b.Cleanup(func() { _ = sqlDB.Close() })
+	return db
 }
 
 func newBenchSide(b *testing.B, db *gorm.DB) *benchSide {

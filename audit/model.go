@@ -36,6 +36,9 @@ type model struct {
 	// fusedShape; fusedCount counts them, up to maxFusedTexts.
 	fusedTexts sync.Map
 	fusedCount atomic.Int32
+	// returned is what a create reads back (defaultsReturned).
+	returned     *createReturned
+	returnedOnce sync.Once
 }
 
 func isInteger(t reflect.Type) bool {

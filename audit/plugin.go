@@ -9,6 +9,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/gormaudit/gormaudit/internal/auditsql"
 	"github.com/gormaudit/gormaudit/internal/dialect"
 )
 
@@ -27,6 +28,9 @@ type Plugin struct {
 	// prepared keeps the plugin's own statements prepared where the
 	// database would parse them anew every time (dialect.InProcess).
 	prepared *preparedCache
+	// eachSQL is the text of the statements that write one audit row
+	// there (recorder.insertEach).
+	eachSQL struct{ take, insert string }
 }
 
 var _ gorm.Plugin = (*Plugin)(nil)
@@ -64,6 +68,8 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 	}
 	if p.dialect.InProcess() {
 		p.prepared = newPreparedCache(db)
+		p.eachSQL.take = auditsql.TakeVersion(p.dialect, p.cfg.EnabledAccountsOnly)
+		p.eachSQL.insert = auditsql.InsertTakenSQL(p.dialect)
 	}
 	return p.registerCallbacks(db)
 }

@@ -162,7 +162,6 @@ func (r *recorder) insertBatches() bool {
 // reports false, having failed the statement, on an error.
 func (r *recorder) insertEach() bool {
 	pool := r.db.Statement.ConnPool
-	take := auditsql.TakeVersion(r.p.dialect, r.gated)
 	for i := range r.rows {
 		row, err := insertRow(&r.rows[i])
 		if err != nil {
@@ -173,14 +172,13 @@ func (r *recorder) insertEach() bool {
 		if r.gated {
 			args = append(args, row.AccountID)
 		}
-		res, err := r.p.prepared.exec(r.ctx, pool, take, args...)
+		res, err := r.p.prepared.exec(r.ctx, pool, r.p.eachSQL.take, args...)
 		var taken int64
 		if err == nil {
 			taken, err = res.RowsAffected()
 		}
 		if err == nil && taken > 0 { // none: the gate left the account out
-			sql, args := auditsql.InsertTaken(r.p.dialect, row)
-			_, err = r.p.prepared.exec(r.ctx, pool, sql, args...)
+			_, err = r.p.prepared.exec(r.ctx, pool, r.p.eachSQL.insert, row.TakenArgs()...)
 		}
 		if err != nil {
 			r.fail(versionConflict(err))

@@ -76,14 +76,22 @@ func Insert(d dialect.Dialect, rows []Row) (string, []any) {
 	return insert(d, rows, false)
 }
 
-// InsertTaken returns the INSERT of one row whose version is the one
-// [TakeVersion] has just taken for its record, read by the INSERT itself,
-// and its arguments; row.Version is not used.
-func InsertTaken(d dialect.Dialect, row Row) (string, []any) {
-	return insert(d, []Row{row}, true)
+// InsertTakenSQL is the INSERT of one row whose version is the one
+// [TakeVersion] has just taken for its record, read by the INSERT itself;
+// its arguments are [Row.TakenArgs].
+func InsertTakenSQL(d dialect.Dialect) string {
+	sql, _ := insert(d, []Row{{}}, true)
+	return sql
 }
 
-// insert is [Insert], or with taken [InsertTaken].
+// TakenArgs are the arguments of [InsertTakenSQL] for r; r.Version is not
+// used.
+func (r *Row) TakenArgs() []any {
+	return []any{r.AccountID, r.AuditableID, r.AuditableType, r.AssociatedID, r.AssociatedType, r.UserID, r.UserType,
+		r.Action, r.Changes, r.AuditableType, r.AuditableID, r.Comment, r.RemoteAddress, r.RequestUUID, r.CreatedAt}
+}
+
+// insert is [Insert], or with taken [InsertTakenSQL] and its arguments.
 func insert(d dialect.Dialect, rows []Row, taken bool) (string, []any) {
 	var b strings.Builder
 	args := make([]any, 0, 16*len(rows))
