@@ -96,7 +96,7 @@ func (p *Plugin) insertReturning(db *gorm.DB, r *recorder) {
 		return
 	}
 	for attempt := 1; ; attempt++ {
-		g, err := begin(db)
+		g, err := begin(db, ins.updates)
 		if err != nil {
 			_ = db.AddError(&WriteError{Type: r.m.typeName, Action: ActionCreate, Err: err})
 			return
@@ -177,7 +177,7 @@ func (p *Plugin) insertAttempt(db *gorm.DB, r *recorder, b *builtInsert) (raced 
 			return false
 		}
 	}
-	rows, err := stmt.ConnPool.QueryContext(r.ctx, b.sql, b.vars...)
+	rows, err := p.prepared.query(r.ctx, stmt.ConnPool, b.sql, b.vars...)
 	if err != nil {
 		_ = db.AddError(err)
 		return false
@@ -284,27 +284,42 @@ func (p *Plugin) fuseCreate(db *gorm.DB, r *recorder) {
 			stmt.AddClause(c)
 		}
 	}
-	var returned []clause.Column
-	for _, f := range stmt.Schema.FieldsWithDefaultDBValue {
-		if f.Readable {
-			returned = append(returned, clause.Column{Name: f.DBName})
-		}
-	}
 	stmt.AddClauseIfNotExists(clause.Insert{})
 	stmt.AddClause(callbacks.ConvertToCreateValues(stmt))
 
 	stmt.Clauses["RETURNING"] = clause.Clause{Name: "RETURNING", Expression: clause.Returning{}}
 	stmt.Build(stmt.BuildClauses...)
-	selectList := "1" // counted by gorm's Exec as the rows affected
-	if len(returned) > 0 {
-		stmt.Clauses["RETURNING"] = clause.Clause{Name: "RETURNING", Expression: clause.Returning{Columns: returned}}
-		names := make([]string, len(returned))
-		for i, c := range returned {
-			names[i] = pgfuse.QuoteIdent(c.Name)
-		}
-		selectList = strings.Join(names, ", ")
+	returned := r.m.defaultsReturned()
+	if len(returned.columns) > 0 {
+		stmt.Clauses["RETURNING"] = clause.Clause{Name: "RETURNING", Expression: clause.Returning{Columns: returned.columns}}
 	} else {
 		delete(stmt.Clauses, "RETURNING")
 	}
-	r.wrapFused(stmt, ActionCreate, selectList)
+	r.wrapFused(stmt, ActionCreate, returned.selectList)
+}
+
+// createReturned is what gorm's create reads back of a new row: the
+// readable columns with a database default, and their select list; "1"
+// (counted by gorm as the rows affected) when there are none.
+type createReturned struct {
+	columns    []clause.Column
+	selectList string
+}
+
+// defaultsReturned is the model's createReturned, worked out once.
+func (m *model) defaultsReturned() *createReturned {
+	m.returnedOnce.Do(func() {
+		m.returned = &createReturned{selectList: "1"}
+		var names []string
+		for _, f := range m.schema.FieldsWithDefaultDBValue {
+			if f.Readable {
+				m.returned.columns = append(m.returned.columns, clause.Column{Name: f.DBName})
+				names = append(names, pgfuse.QuoteIdent(f.DBName))
+			}
+		}
+		if len(names) > 0 {
+			m.returned.selectList = strings.Join(names, ", ")
+		}
+	})
+	return m.returned
 }

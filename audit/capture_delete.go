@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"database/sql"
 	"reflect"
 
 	"gorm.io/gorm"
@@ -49,22 +50,18 @@ func (p *Plugin) auditedDelete(db *gorm.DB, r *recorder, _ func(*gorm.DB)) {
 	if db.DryRun || db.Error != nil {
 		return
 	}
-	fused := p.canFuse(r)
-	if fused {
-		r.wrapFused(stmt, ActionDestroy, "*")
-	} else {
-		g, err := begin(db)
-		if err != nil {
-			r.fail(err)
-			return
-		}
-		defer g.finish(db)
+	if p.canFuse(r) {
+		p.fusedDelete(db, r, returned, userReturning)
+		return
 	}
-	rows, err := stmt.ConnPool.QueryContext(r.ctx, stmt.SQL.String(), stmt.Vars...)
+	g, err := begin(db, false)
 	if err != nil {
-		if fused {
-			err = r.fusedError(err)
-		}
+		r.fail(err)
+		return
+	}
+	defer g.finish(db)
+	rows, err := p.prepared.query(r.ctx, stmt.ConnPool, stmt.SQL.String(), stmt.Vars...)
+	if err != nil {
 		_ = db.AddError(err)
 		return
 	}
@@ -73,18 +70,69 @@ func (p *Plugin) auditedDelete(db *gorm.DB, r *recorder, _ func(*gorm.DB)) {
 		_ = db.AddError(err)
 		return
 	}
-	if !fused && r.addSnapshots(gone) {
+	if r.addSnapshots(gone) {
 		r.flush()
 	}
 	if db.Error != nil {
 		return
 	}
-	db.RowsAffected = int64(len(gone))
-	if stmt.Result != nil {
-		stmt.Result.RowsAffected = db.RowsAffected
-	}
+	setRowsAffected(db, int64(len(gone)))
 	if returned {
 		deliverReturning(db, gone, userReturning)
+	}
+}
+
+// fusedDelete runs a delete whose audit rows the statement writes itself
+// (see capture_single.go). It reads the rows removed back only when the
+// caller asked for them (returned); otherwise it counts them.
+func (p *Plugin) fusedDelete(db *gorm.DB, r *recorder, returned bool, userReturning clause.Clause) {
+	stmt := db.Statement
+	selectList := "1"
+	if returned {
+		selectList = "*"
+	}
+	r.wrapFused(stmt, ActionDestroy, selectList)
+	rows, err := stmt.ConnPool.QueryContext(r.ctx, stmt.SQL.String(), stmt.Vars...)
+	if err != nil {
+		_ = db.AddError(r.fusedError(err))
+		return
+	}
+	if !returned {
+		n, err := countRows(rows)
+		if err != nil {
+			_ = db.AddError(r.fusedError(err))
+			return
+		}
+		setRowsAffected(db, n)
+		return
+	}
+	gone, err := scanRecords(r.ctx, rows, r.m.schema)
+	if err != nil {
+		_ = db.AddError(r.fusedError(err))
+		return
+	}
+	setRowsAffected(db, int64(len(gone)))
+	deliverReturning(db, gone, userReturning)
+}
+
+// countRows counts rows and closes them.
+func countRows(rows *sql.Rows) (n int64, err error) {
+	defer func() {
+		if cerr := rows.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	for rows.Next() {
+		n++
+	}
+	return n, rows.Err()
+}
+
+// setRowsAffected reports n rows written, as gorm's own callback would.
+func setRowsAffected(db *gorm.DB, n int64) {
+	db.RowsAffected = n
+	if db.Statement.Result != nil {
+		db.Statement.Result.RowsAffected = n
 	}
 }
 

@@ -51,19 +51,71 @@ func (p *Plugin) canFuse(r *recorder) bool {
 	return p.dialect.SingleStatementCapture() && r.m.fuse != nil
 }
 
+// selected is what the audit INSERT of r's single statement of action
+// inserts, for the rows it is given.
+func (r *recorder) selected(action Action, rows pgfuse.Rows) auditsql.Selected {
+	m := r.m
+	return auditsql.Selected{
+		From: rows.From, Where: rows.Where,
+		AccountID: rows.AccountID, AuditableID: rows.AuditableID, AssociatedID: rows.AssociatedID, Changes: rows.Changes,
+		AuditableType: m.typeName, AssociatedType: m.assocType, UserID: r.who.UserID, UserType: r.who.UserType,
+		Action: string(action), Comment: r.who.Comment, RemoteAddress: r.who.RemoteAddress,
+		RequestUUID: r.who.RequestUUID, CreatedAt: r.who.CreatedAt, Gated: r.gated,
+	}
+}
+
 // insertAudits returns the writer of a single statement's audit INSERT:
 // the audit rows of the rows it is given, binding the context's values as
 // parameters of stmt.
 func (r *recorder) insertAudits(stmt *gorm.Statement, action Action) func(pgfuse.Rows) {
 	return func(rows pgfuse.Rows) {
-		m := r.m
-		auditsql.WriteInsertSelect(stmt, r.p.dialect, auditsql.Selected{
-			From: rows.From, Where: rows.Where,
-			AccountID: rows.AccountID, AuditableID: rows.AuditableID, AssociatedID: rows.AssociatedID, Changes: rows.Changes,
-			AuditableType: m.typeName, AssociatedType: m.assocType, UserID: r.who.UserID, UserType: r.who.UserType,
-			Action: string(action), Comment: r.who.Comment, RemoteAddress: r.who.RemoteAddress,
-			RequestUUID: r.who.RequestUUID, CreatedAt: r.who.CreatedAt, Gated: r.gated,
-		})
+		auditsql.WriteInsertSelect(stmt, r.p.dialect, r.selected(action, rows))
+	}
+}
+
+// fusedShape identifies the text of a single statement: the change's own
+// SQL, with its parameters as placeholders, and what is around it. Every
+// statement of one shape has the same text; only its parameters differ.
+type fusedShape struct {
+	action     Action
+	own        string
+	vars       int // the own part's parameters
+	selectList string
+}
+
+// fusedText is the text of the single statements of one shape, and where
+// their own part lies in it (see ownPart).
+type fusedText struct {
+	sql      string
+	from, to int
+}
+
+// maxFusedTexts bounds the texts a model keeps: shapes are few (one per
+// write form and set of assigned columns), but an IN list of every length
+// is a shape of its own.
+const maxFusedTexts = 512
+
+// fuse turns the change's own statement, built in stmt with its
+// parameters, into the single statement that also writes its audit rows.
+// write writes that statement around own, which writes the own part; its
+// text is kept per shape, so the next statement of the shape only binds
+// the audit INSERT's parameters (auditsql.Selected.Vars).
+func (r *recorder) fuse(stmt *gorm.Statement, action Action, selectList string, write func(own func())) {
+	shape := fusedShape{action: action, own: stmt.SQL.String(), vars: len(stmt.Vars), selectList: selectList}
+	if t, ok := r.m.fusedTexts.Load(shape); ok {
+		text := t.(*fusedText)
+		stmt.SQL.Reset()
+		stmt.SQL.WriteString(text.sql)
+		stmt.Vars = append(stmt.Vars, r.selected(action, pgfuse.Rows{}).Vars()...)
+		r.own.from, r.own.to = text.from, text.to
+		return
+	}
+	stmt.SQL.Reset()
+	write(r.ownPart(stmt, func() { stmt.SQL.WriteString(shape.own) }))
+	if r.m.fusedCount.Load() < maxFusedTexts {
+		if _, loaded := r.m.fusedTexts.LoadOrStore(shape, &fusedText{sql: stmt.SQL.String(), from: r.own.from, to: r.own.to}); !loaded {
+			r.m.fusedCount.Add(1)
+		}
 	}
 }
 
@@ -71,10 +123,9 @@ func (r *recorder) insertAudits(stmt *gorm.Statement, action Action) func(pgfuse
 // (RETURNING *), into the single statement of a create or delete,
 // selecting selectList from the written rows.
 func (r *recorder) wrapFused(stmt *gorm.Statement, action Action, selectList string) {
-	inner := stmt.SQL.String()
-	stmt.SQL.Reset()
-	r.m.fuse.WriteSnapshotStatement(stmt, r.ownPart(stmt, func() { stmt.WriteString(inner) }),
-		r.insertAudits(stmt, action), selectList)
+	r.fuse(stmt, action, selectList, func(own func()) {
+		r.m.fuse.WriteSnapshotStatement(stmt, own, r.insertAudits(stmt, action), selectList)
+	})
 }
 
 // ownPart returns the writer of the change's own part of a single

@@ -78,7 +78,7 @@ func (p *Plugin) auditedUpdate(db *gorm.DB, r *recorder, _ func(*gorm.DB)) {
 // paired with their old values, and their audit rows are inserted.
 func (p *Plugin) portableUpdate(db *gorm.DB, r *recorder, plainTable bool) {
 	stmt := db.Statement
-	g, err := begin(db)
+	g, err := begin(db, false)
 	if err != nil {
 		r.fail(err)
 		return
@@ -143,7 +143,7 @@ func (p *Plugin) updateAfterSelect(db *gorm.DB, r *recorder) (olds, news []refle
 		stmt.SQL.Reset()
 		stmt.Vars = stmt.Vars[:0]
 		stmt.Build(stmt.BuildClauses...)
-		rows, err := stmt.ConnPool.QueryContext(r.ctx, stmt.SQL.String(), stmt.Vars...)
+		rows, err := p.prepared.query(r.ctx, stmt.ConnPool, stmt.SQL.String(), stmt.Vars...)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -232,14 +232,23 @@ func hasClause(stmt *gorm.Statement, name string) bool {
 
 // selectRows reads the current rows of r's table that match where, locking
 // them on PostgreSQL. Soft-delete scoping is whatever where already holds.
+//
+//	SELECT * FROM <table> WHERE <where> [FOR UPDATE]
 func (p *Plugin) selectRows(db *gorm.DB, m *model, where []clause.Expression) ([]reflect.Value, error) {
-	q := db.Session(&gorm.Session{NewDB: true, SkipHooks: true}).Table(db.Statement.Table).
-		Clauses(clause.Where{Exprs: where})
-	rows, err := p.dialect.ForUpdate(q).Rows()
+	q := &gorm.Statement{DB: db, ConnPool: db.Statement.ConnPool, Context: db.Statement.Context,
+		Table: db.Statement.Table, Clauses: map[string]clause.Clause{}}
+	q.AddClause(clause.Select{})
+	q.AddClause(clause.From{})
+	q.AddClause(clause.Where{Exprs: where})
+	if p.dialect.LocksRows() {
+		q.AddClause(clause.Locking{Strength: clause.LockingStrengthUpdate})
+	}
+	q.Build("SELECT", "FROM", "WHERE", "FOR")
+	rows, err := p.prepared.query(q.Context, q.ConnPool, q.SQL.String(), q.Vars...)
 	if err != nil {
 		return nil, err
 	}
-	return scanRecords(db.Statement.Context, rows, m.schema)
+	return scanRecords(q.Context, rows, m.schema)
 }
 
 // checkSameRecord refuses a write that gives a record another primary key
@@ -275,9 +284,10 @@ func (p *Plugin) fusedUpdate(db *gorm.DB, r *recorder) (int64, error) {
 	stmt := db.Statement
 	stmt.SQL.Reset()
 	stmt.Vars = stmt.Vars[:0]
-	r.m.fuse.WriteUpdateStatement(stmt, r.ownPart(stmt, func() {
-		writeLockingUpdate(stmt, r.m.pk.DBName, `"__audit"."__audit_old" AS `+pgfuse.OldRowColumn)
-	}), r.insertAudits(stmt, ActionUpdate))
+	writeLockingUpdate(stmt, r.m.pk.DBName, `"__audit"."__audit_old" AS `+pgfuse.OldRowColumn)
+	r.fuse(stmt, ActionUpdate, "", func(own func()) {
+		r.m.fuse.WriteUpdateStatement(stmt, own, r.insertAudits(stmt, ActionUpdate), r.m.assigned(stmt))
+	})
 	rows, err := stmt.ConnPool.QueryContext(r.ctx, stmt.SQL.String(), stmt.Vars...)
 	if err != nil {
 		return 0, r.fusedError(err)
@@ -291,6 +301,21 @@ func (p *Plugin) fusedUpdate(db *gorm.DB, r *recorder) (int64, error) {
 		return 0, r.fusedError(err)
 	}
 	return n, nil
+}
+
+// assigned lists the columns the statement's SET assigns, by their names
+// in the database.
+func (m *model) assigned(stmt *gorm.Statement) []string {
+	set, _ := stmt.Clauses["SET"].Expression.(clause.Set)
+	names := make([]string, 0, len(set))
+	for _, a := range set {
+		if f := m.schema.LookUpField(a.Column.Name); f != nil && f.DBName != "" {
+			names = append(names, f.DBName)
+		} else {
+			names = append(names, a.Column.Name)
+		}
+	}
+	return names
 }
 
 // checked reports whether a column's values can be refused by the encoder
@@ -321,6 +346,9 @@ func (m *model) checkAssignments(stmt *gorm.Statement) (portable bool, err error
 		}
 		if _, expr := a.Value.(clause.Expression); expr {
 			portable = portable || checked(f)
+			continue
+		}
+		if recordable(a.Value, isJSONColumn(f)) {
 			continue
 		}
 		b, err := encodeValue(a.Value, isJSONColumn(f))

@@ -24,7 +24,16 @@ func (c Changes) Value() (driver.Value, error) {
 	if c == nil {
 		return "{}", nil
 	}
-	return string(c.appendObject(nil, appendStored)), nil
+	return string(c.appendObject(make([]byte, 0, c.size()), appendStored)), nil
+}
+
+// size is the length of c's JSON text when its keys need no escape.
+func (c Changes) size() int {
+	n := 2
+	for k, v := range c {
+		n += len(k) + len(v) + 4
+	}
+	return n
 }
 
 // MarshalJSON renders the changes with their keys in jsonb order. A value
@@ -113,8 +122,13 @@ func (c Changes) appendObject(buf []byte, value func([]byte, json.RawMessage) []
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		key, _ := json.Marshal(k) // a string always marshals
-		buf = append(append(buf, key...), ':')
+		if quoted, ok := appendPlainString(buf, k); ok {
+			buf = quoted
+		} else {
+			key, _ := json.Marshal(k) // a string always marshals
+			buf = append(buf, key...)
+		}
+		buf = append(buf, ':')
 		buf = value(buf, c[k])
 	}
 	return append(buf, '}')

@@ -105,7 +105,7 @@ func resolveModel(db *gorm.DB, field string, m Model) (*model, error) {
 		return nil, &ConfigError{Field: field + ".Value", Reason: err.Error()}
 	}
 	sch := stmt.Schema
-	rm := &model{typeName: m.Type, schema: sch, redact: map[string]bool{}}
+	rm := &model{typeName: m.Type, schema: sch, redact: map[string]bool{}, audited: map[string]bool{}}
 	if rm.typeName == "" {
 		rm.typeName = sch.ModelType.Name()
 	}
@@ -144,6 +144,8 @@ func resolveModel(db *gorm.DB, field string, m Model) (*model, error) {
 			continue
 		}
 		rm.fields = append(rm.fields, f)
+		rm.jsonField = append(rm.jsonField, isJSONColumn(f))
+		rm.audited[f.DBName] = true
 	}
 	return rm, nil
 }

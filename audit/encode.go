@@ -238,8 +238,11 @@ func recordField(ctx context.Context, f *schema.Field, rv reflect.Value) (json.R
 // before a write refuses the write before anything reaches the database;
 // the values a record's audit rows are built from are checked anyway.
 func (m *model) check(ctx context.Context, rv reflect.Value) error {
-	for _, f := range m.fields {
+	for i, f := range m.fields {
 		if m.redact[f.DBName] {
+			continue
+		}
+		if v, _ := f.ValueOf(ctx, rv); recordable(v, m.jsonField[i]) {
 			continue
 		}
 		if _, err := recordField(ctx, f, rv); err != nil {
@@ -256,10 +259,20 @@ func (m *model) check(ctx context.Context, rv reflect.Value) error {
 // be hard-deleted.
 func (m *model) snapshot(ctx context.Context, rv reflect.Value) (Changes, error) {
 	c := make(Changes, len(m.fields))
-	for _, f := range m.fields {
+	var buf []byte // the plain values, side by side
+	for i, f := range m.fields {
 		if m.redact[f.DBName] {
 			c[f.DBName] = redacted
 			continue
+		}
+		if !m.jsonField[i] {
+			v, _ := f.ValueOf(ctx, rv)
+			start := len(buf)
+			var ok bool
+			if buf, ok = appendPlain(buf, v); ok {
+				c[f.DBName] = json.RawMessage(buf[start:len(buf):len(buf)])
+				continue
+			}
 		}
 		b, err := recordField(ctx, f, rv)
 		if err != nil {
@@ -276,33 +289,95 @@ func (m *model) snapshot(ctx context.Context, rv reflect.Value) (Changes, error)
 // before MaxNestingDepth was enforced can be replaced.
 func (m *model) diff(ctx context.Context, old, new reflect.Value) (Changes, error) {
 	var c Changes
-	for _, f := range m.fields {
-		ob, err := encodeField(ctx, f, old)
+	for i, f := range m.fields {
+		ov, _ := f.ValueOf(ctx, old)
+		nv, _ := f.ValueOf(ctx, new)
+		if sameValue(ov, nv) {
+			// Unchanged, and rendered alike; the value must still be
+			// one the encoder accepts, as when both are encoded.
+			if recordable(nv, m.jsonField[i]) {
+				continue
+			}
+		}
+		pair, err := m.diffField(ctx, f, old, new)
 		if err != nil {
 			return nil, err
 		}
-		record := recordField
-		if m.redact[f.DBName] {
-			record = encodeField // compared, never recorded
-		}
-		nb, err := record(ctx, f, new)
-		if err != nil {
-			return nil, err
-		}
-		if bytes.Equal(ob, nb) {
+		if pair == nil {
 			continue
 		}
 		if c == nil {
 			c = Changes{}
 		}
-		if m.redact[f.DBName] {
-			ob, nb = redacted, redacted
-		}
-		pair := make([]byte, 0, len(ob)+len(nb)+3)
-		pair = append(append(append(append(append(pair, '['), ob...), ','), nb...), ']')
 		c[f.DBName] = pair
 	}
 	return c, nil
+}
+
+// diffField renders field f of records old and new, and returns their
+// [old, new] pair, or nil when they render alike.
+func (m *model) diffField(ctx context.Context, f *schema.Field, old, new reflect.Value) (json.RawMessage, error) {
+	ob, err := encodeField(ctx, f, old)
+	if err != nil {
+		return nil, err
+	}
+	record := recordField
+	if m.redact[f.DBName] {
+		record = encodeField // compared, never recorded
+	}
+	nb, err := record(ctx, f, new)
+	if err != nil {
+		return nil, err
+	}
+	if bytes.Equal(ob, nb) {
+		return nil, nil
+	}
+	if m.redact[f.DBName] {
+		ob, nb = redacted, redacted
+	}
+	pair := make([]byte, 0, len(ob)+len(nb)+3)
+	pair = append(append(append(append(append(pair, '['), ob...), ','), nb...), ']')
+	return pair, nil
+}
+
+// sameValue reports true when a and b are certainly the same value, which
+// the encoder renders alike: after pointers, of one type and equal as
+// booleans, integers, strings, floats of the same bits, byte slices (both
+// nil or both not) or times (of one location). False means it cannot tell.
+func sameValue(a, b any) bool {
+	ra, rb := reflect.ValueOf(a), reflect.ValueOf(b)
+	for ra.Kind() == reflect.Pointer && rb.Kind() == reflect.Pointer {
+		if ra.IsNil() || rb.IsNil() {
+			return ra.IsNil() && rb.IsNil()
+		}
+		ra, rb = ra.Elem(), rb.Elem()
+	}
+	if !ra.IsValid() || !rb.IsValid() || ra.Type() != rb.Type() {
+		return false
+	}
+	switch ra.Kind() {
+	case reflect.Bool:
+		return ra.Bool() == rb.Bool()
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return ra.Int() == rb.Int()
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return ra.Uint() == rb.Uint()
+	case reflect.Float32, reflect.Float64:
+		return math.Float64bits(ra.Float()) == math.Float64bits(rb.Float())
+	case reflect.String:
+		return ra.String() == rb.String()
+	case reflect.Slice:
+		return ra.Type().Elem().Kind() == reflect.Uint8 && ra.IsNil() == rb.IsNil() && bytes.Equal(ra.Bytes(), rb.Bytes())
+	}
+	switch x := ra.Interface().(type) {
+	case time.Time:
+		return x == rb.Interface().(time.Time)
+	case gorm.DeletedAt:
+		return x == rb.Interface().(gorm.DeletedAt)
+	case sql.NullTime:
+		return x == rb.Interface().(sql.NullTime)
+	}
+	return false
 }
 
 var (

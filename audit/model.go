@@ -5,8 +5,9 @@ import (
 	"database/sql/driver"
 	"fmt"
 	"reflect"
-	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 
 	"github.com/gormaudit/gormaudit/internal/pgfuse"
 	"gorm.io/gorm"
@@ -20,6 +21,8 @@ type model struct {
 	schema     *schema.Schema
 	pk         *schema.Field
 	fields     []*schema.Field // audited columns, in schema order
+	jsonField  []bool          // jsonField[i]: fields[i] holds JSON documents (isJSONColumn)
+	audited    map[string]bool // the audited columns' names
 	redact     map[string]bool
 	account    *schema.Field // nil: account 0
 	assocType  string
@@ -29,6 +32,13 @@ type model struct {
 	// PostgreSQL (see capture_single.go); nil when the model cannot use
 	// them.
 	fuse *pgfuse.Capture
+	// fusedTexts holds the text of the model's single statements, by
+	// fusedShape; fusedCount counts them, up to maxFusedTexts.
+	fusedTexts sync.Map
+	fusedCount atomic.Int32
+	// returned is what a create reads back (defaultsReturned).
+	returned     *createReturned
+	returnedOnce sync.Once
 }
 
 func isInteger(t reflect.Type) bool {
@@ -71,6 +81,18 @@ func key(ctx context.Context, f *schema.Field, rv reflect.Value) string {
 			return string(b)
 		}
 		return fmt.Sprint(dv)
+	}
+	switch x := r.Interface().(type) {
+	case string:
+		return x
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case int:
+		return strconv.Itoa(x)
+	case uint:
+		return strconv.FormatUint(uint64(x), 10)
+	case uint64:
+		return strconv.FormatUint(x, 10)
 	}
 	return fmt.Sprint(r.Interface())
 }
@@ -128,5 +150,5 @@ func (m *model) deletedAtField() *schema.Field {
 
 // audits reports whether col is one of the model's audited columns.
 func (m *model) audits(col string) bool {
-	return slices.ContainsFunc(m.fields, func(f *schema.Field) bool { return f.DBName == col })
+	return m.audited[col]
 }

@@ -9,6 +9,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/gormaudit/gormaudit/internal/auditsql"
 	"github.com/gormaudit/gormaudit/internal/dialect"
 )
 
@@ -24,6 +25,12 @@ type Plugin struct {
 	tables      map[string]*model
 	dialect     dialect.Dialect
 	initialized atomic.Bool
+	// prepared keeps the plugin's own statements prepared where the
+	// database would parse them anew every time (dialect.InProcess).
+	prepared *preparedCache
+	// eachSQL is the text of the statements that write one audit row
+	// there (recorder.insertEach).
+	eachSQL struct{ take, insert string }
 }
 
 var _ gorm.Plugin = (*Plugin)(nil)
@@ -58,6 +65,11 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 	}
 	if err := p.resolveModels(db); err != nil {
 		return err
+	}
+	if p.dialect.InProcess() {
+		p.prepared = newPreparedCache(db)
+		p.eachSQL.take = auditsql.TakeVersion(p.dialect, p.cfg.EnabledAccountsOnly)
+		p.eachSQL.insert = auditsql.InsertTakenSQL(p.dialect)
 	}
 	return p.registerCallbacks(db)
 }

@@ -123,6 +123,19 @@ func (r *recorder) flush() {
 	if len(r.rows) == 0 {
 		return
 	}
+	write := r.insertBatches
+	if r.p.dialect.InProcess() {
+		write = r.insertEach
+	}
+	if write() {
+		r.rows = nil
+	}
+}
+
+// insertBatches writes the queued rows in batches of insertBatch, two
+// statements a batch: their versions (auditsql.TakeVersions), then the
+// rows. It reports false, having failed the statement, on an error.
+func (r *recorder) insertBatches() bool {
 	tx := r.db.Session(&gorm.Session{NewDB: true, SkipHooks: true})
 	rows := make([]auditsql.Row, 0, min(len(r.rows), insertBatch))
 	for start := 0; start < len(r.rows); start += insertBatch {
@@ -131,14 +144,14 @@ func (r *recorder) flush() {
 			row, err := insertRow(&r.rows[start+i])
 			if err != nil {
 				r.fail(err)
-				return
+				return false
 			}
 			rows = append(rows, row)
 		}
 		kept, err := auditsql.TakeVersions(tx, r.p.dialect, rows, r.gated)
 		if err != nil {
 			r.fail(insertError(err))
-			return
+			return false
 		}
 		if len(kept) == 0 {
 			continue
@@ -146,10 +159,42 @@ func (r *recorder) flush() {
 		sql, args := auditsql.Insert(r.p.dialect, kept)
 		if err := tx.Exec(sql, args...).Error; err != nil {
 			r.fail(insertError(err))
-			return
+			return false
 		}
 	}
-	r.rows = nil
+	return true
+}
+
+// insertEach writes the queued rows one at a time, each with two prepared
+// statements (see dialect.InProcess): its version (auditsql.TakeVersion),
+// then the row, which reads the version taken (auditsql.InsertTaken). It
+// reports false, having failed the statement, on an error.
+func (r *recorder) insertEach() bool {
+	pool := r.db.Statement.ConnPool
+	for i := range r.rows {
+		row, err := insertRow(&r.rows[i])
+		if err != nil {
+			r.fail(err)
+			return false
+		}
+		args := []any{row.AuditableType, row.AuditableID}
+		if r.gated {
+			args = append(args, row.AccountID)
+		}
+		res, err := r.p.prepared.exec(r.ctx, pool, r.p.eachSQL.take, args...)
+		var taken int64
+		if err == nil {
+			taken, err = res.RowsAffected()
+		}
+		if err == nil && taken > 0 { // none: the gate left the account out
+			_, err = r.p.prepared.exec(r.ctx, pool, r.p.eachSQL.insert, row.TakenArgs()...)
+		}
+		if err != nil {
+			r.fail(insertError(err))
+			return false
+		}
+	}
+	return true
 }
 
 // insertRow is the row auditsql inserts for a.

@@ -73,8 +73,28 @@ func (r *Row) params() []any {
 // the same transaction, which also left out the rows of accounts a gate
 // does not record.
 func Insert(d dialect.Dialect, rows []Row) (string, []any) {
+	return insert(d, rows, false)
+}
+
+// InsertTakenSQL is the INSERT of one row whose version is the one
+// [TakeVersion] has just taken for its record, read by the INSERT itself;
+// its arguments are [Row.TakenArgs].
+func InsertTakenSQL(d dialect.Dialect) string {
+	sql, _ := insert(d, []Row{{}}, true)
+	return sql
+}
+
+// TakenArgs are the arguments of [InsertTakenSQL] for r; r.Version is not
+// used.
+func (r *Row) TakenArgs() []any {
+	return []any{r.AccountID, r.AuditableID, r.AuditableType, r.AssociatedID, r.AssociatedType, r.UserID, r.UserType,
+		r.Action, r.Changes, r.AuditableType, r.AuditableID, r.Comment, r.RemoteAddress, r.RequestUUID, r.CreatedAt}
+}
+
+// insert is [Insert], or with taken [InsertTakenSQL] and its arguments.
+func insert(d dialect.Dialect, rows []Row, taken bool) (string, []any) {
 	var b strings.Builder
-	args := make([]any, 0, 15*len(rows))
+	args := make([]any, 0, 16*len(rows))
 	b.WriteString(insertInto + "VALUES ")
 	for i := range rows {
 		if i > 0 {
@@ -85,12 +105,16 @@ func Insert(d dialect.Dialect, rows []Row) (string, []any) {
 			if j > 0 {
 				b.WriteString(",")
 			}
-			if insertColumns[j] == "transaction_id" {
+			switch {
+			case insertColumns[j] == "transaction_id":
 				b.WriteString(d.TransactionIDSQL())
-				continue
+			case insertColumns[j] == "version" && taken:
+				b.WriteString(takenVersion)
+				args = append(args, rows[i].AuditableType, rows[i].AuditableID)
+			default:
+				b.WriteString("?")
+				args = append(args, p)
 			}
-			b.WriteString("?")
-			args = append(args, p)
 		}
 		b.WriteString(")")
 	}
@@ -116,7 +140,8 @@ type Selected struct {
 }
 
 // WriteInsertSelect writes to stmt the WITH queries of a statement that
-// writes its own audit rows, binding its constants as parameters of stmt:
+// writes its own audit rows, binding its constants as parameters of stmt,
+// in the order of [Selected.Vars]:
 //
 //	"__audit_n" AS (INSERT INTO "audit_versions" ... SELECT <type>, <id>, 1 FROM <From>
 //	                WHERE <Where> [AND <enabled account>] ON CONFLICT ... RETURNING ...),
@@ -129,32 +154,46 @@ type Selected struct {
 // a different record, as the rows one statement wrote are. It needs
 // [dialect.Dialect.SingleStatementCapture].
 func WriteInsertSelect(stmt *gorm.Statement, d dialect.Dialect, s Selected) {
-	bind := func(v any, typ string) {
-		stmt.AddVar(stmt, v)
+	vars, next := s.Vars(), 0
+	bind := func(typ string) {
+		stmt.AddVar(stmt, vars[next])
+		next++
 		stmt.WriteString(d.Cast(typ))
 	}
 	stmt.WriteString(`"__audit_n" AS (INSERT INTO "` + VersionsTable + `" ("auditable_type","auditable_id","version") SELECT `)
-	bind(s.AuditableType, "text")
+	bind("text") // AuditableType
 	stmt.WriteString(", " + s.AuditableID + ", 1 FROM " + s.From + " WHERE " + s.Where)
 	if s.Gated {
 		stmt.WriteString(" AND " + EnabledAccount(s.AccountID))
 	}
 	stmt.WriteString(bumpVersions + `), "__audit_i" AS (` + insertInto + "SELECT " + s.AccountID + ", " + s.AuditableID + ", ")
-	bind(s.AuditableType, "text")
+	bind("text") // AuditableType
 	stmt.WriteString(", " + s.AssociatedID + ", CASE WHEN " + s.AssociatedID + " = '' THEN '' ELSE ")
-	bind(s.AssociatedType, "text")
+	bind("text") // AssociatedType
 	stmt.WriteString(" END")
-	for _, v := range []string{s.UserID, s.UserType, s.Action} {
+	for range 3 { // UserID, UserType, Action
 		stmt.WriteString(", ")
-		bind(v, "text")
+		bind("text")
 	}
 	stmt.WriteString(", " + s.Changes + `, "__audit_n"."version"`)
-	for _, v := range []string{s.Comment, s.RemoteAddress, s.RequestUUID} {
+	for range 3 { // Comment, RemoteAddress, RequestUUID
 		stmt.WriteString(", ")
-		bind(v, "text")
+		bind("text")
 	}
 	stmt.WriteString(", ")
-	bind(s.CreatedAt, "timestamptz")
+	bind("timestamptz") // CreatedAt
 	stmt.WriteString(", " + d.TransactionIDSQL() + " FROM " + s.From + ` JOIN "__audit_n" ON "__audit_n"."auditable_id" = ` +
 		s.AuditableID + ")")
+	if next != len(vars) {
+		panic("auditsql: WriteInsertSelect bound a different number of values than Selected.Vars lists")
+	}
+}
+
+// Vars are the parameters [WriteInsertSelect] binds for s, in order: the
+// values that are the same for every audit row of the statement. A caller
+// that keeps the statement's text for the next statement of the same shape
+// binds these in its place.
+func (s Selected) Vars() []any {
+	return []any{s.AuditableType, s.AuditableType, s.AssociatedType, s.UserID, s.UserType, s.Action,
+		s.Comment, s.RemoteAddress, s.RequestUUID, s.CreatedAt}
 }

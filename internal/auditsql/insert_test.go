@@ -115,3 +115,53 @@ func TestARolledBackWriteTakesNoVersion(t *testing.T) {
 	require.NoError(t, db.Table(auditsql.Table).Order("id").Pluck("version", &versions).Error)
 	require.Equal(t, []int{1, 2}, versions)
 }
+
+// TestTakeVersionThenInsertTaken writes rows one at a time as the audit
+// package does on SQLite (TakeVersion, then InsertTakenSQL with
+// Row.TakenArgs) and reads them back whole: each field where it belongs,
+// versions following the record's counter, and a gated account's row
+// taking no version and not inserted.
+func TestTakeVersionThenInsertTaken(t *testing.T) {
+	db := dbtest.Open(t)
+	require.NoError(t, audit.Migrate(context.Background(), db))
+	_, err := audit.EnableAccount(context.Background(), db, 3)
+	require.NoError(t, err)
+	at := time.Date(2024, 5, 1, 2, 3, 4, 5000000, time.UTC)
+	full := func(account int64, id string) auditsql.Row {
+		return auditsql.Row{AccountID: account, AuditableID: id, AuditableType: "T", AssociatedID: "a", AssociatedType: "A",
+			UserID: "u", UserType: "User", Action: "update", Changes: `{"x":1}`, Comment: "c", RemoteAddress: "r",
+			RequestUUID: "q", CreatedAt: at}
+	}
+	d := dialect.Of(db)
+	require.NoError(t, db.Transaction(func(tx *gorm.DB) error {
+		for _, r := range []auditsql.Row{full(3, "x"), full(3, "x"), full(4, "y"), full(3, "z")} {
+			args := []any{r.AuditableType, r.AuditableID, r.AccountID}
+			res := tx.Exec(auditsql.TakeVersion(d, true), args...)
+			if res.Error != nil || res.RowsAffected == 0 {
+				if res.Error == nil {
+					require.Equal(t, int64(4), r.AccountID, "only account 4 is not enabled")
+				}
+				continue
+			}
+			if err := tx.Exec(auditsql.InsertTakenSQL(d), r.TakenArgs()...).Error; err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	var got []audit.Audit
+	require.NoError(t, db.Order("id").Find(&got).Error)
+	var want []audit.Audit
+	for i, v := range []struct {
+		id      string
+		version int
+	}{{"x", 1}, {"x", 2}, {"z", 1}} {
+		want = append(want, audit.Audit{ID: got[i].ID, AccountID: 3, AuditableID: v.id, AuditableType: "T", AssociatedID: "a",
+			AssociatedType: "A", UserID: "u", UserType: "User", Action: "update", AuditedChanges: audit.Changes{"x": []byte("1")}, TransactionID: got[i].TransactionID,
+			Version: v.version, Comment: "c", RemoteAddress: "r", RequestUUID: "q", CreatedAt: at})
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("rows read back (-want +got):\n%s", diff)
+	}
+	require.Equal(t, map[string]int64{"T/x": 2, "T/z": 1}, counters(t, db))
+}

@@ -140,3 +140,25 @@ func takeVersionsSQL(d dialect.Dialect, rows []Row, records []int, counts map[re
 	b.WriteString(bumpVersions)
 	return b.String(), args
 }
+
+// TakeVersion is the statement that takes the next version of one record,
+// for writers that run it once per audit row rather than [TakeVersions]
+// once per batch (see [dialect.Dialect.InProcess]), followed by
+// [InsertTaken]. Its parameters are the record's type and id and, with
+// gated, its account; it changes one row, or none when the gate leaves the
+// account out, which then takes no version. It returns nothing: SQLite
+// runs an INSERT ... SELECT ... RETURNING several times slower than this
+// INSERT and the SELECT of [InsertTaken].
+func TakeVersion(d dialect.Dialect, gated bool) string {
+	where := "TRUE"
+	if gated {
+		where = EnabledAccount("?" + d.Cast("bigint"))
+	}
+	take := `INSERT INTO "` + VersionsTable + `" ("auditable_type","auditable_id","version") SELECT ?` + d.Cast("text") +
+		`, ?` + d.Cast("text") + `, 1 WHERE ` + where + bumpVersions
+	return take[:strings.Index(take, " RETURNING ")]
+}
+
+// takenVersion is the version [TakeVersion] took for the record whose type
+// and id are the next two parameters.
+const takenVersion = `(SELECT "version" FROM "` + VersionsTable + `" WHERE "auditable_type" = ? AND "auditable_id" = ?)`

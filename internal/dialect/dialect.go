@@ -67,6 +67,14 @@ func (d Dialect) SingleStatementCapture() bool { return d.postgres() }
 // will hold (PostgreSQL). Elsewhere (SQLite) it is one table.
 func (d Dialect) PartitionsAudits() bool { return d.postgres() }
 
+// InProcess reports whether the database engine runs inside this process
+// (SQLite): a statement costs no round trip, but each new statement text
+// is parsed and planned again, as the driver keeps no prepared statements
+// of its own (pgx does, per connection). A writer there does better to
+// keep its statements prepared and to run a one-row statement once per
+// row than to build one statement of many rows.
+func (d Dialect) InProcess() bool { return d.name == sqliteName }
+
 // CommitsOutOfOrder reports whether rows can become visible out of the
 // order of their ids and transaction ids (PostgreSQL: a transaction that
 // started first can commit last), so that a reader polling for new rows

@@ -68,6 +68,10 @@ type Capture struct {
 	// the change's own UPDATE to the start of the audit INSERT, with the
 	// diff and the same-record guard of each updated row.
 	updateRows string
+	// cols and redacted are the model's columns and the rendering of a
+	// redacted value; guard is the same-record guard of an updated row.
+	cols            []column
+	redacted, guard string
 	// auditableID, accountID and associatedID are the keys of a row of
 	// Written, as text and as an integer.
 	auditableID, accountID, associatedID string
@@ -103,10 +107,45 @@ func Build(m Model, r Rules) (*Capture, bool) {
 	if m.Associated != nil {
 		c.associatedID = keyText(*m.Associated)
 	}
-	c.updateRows = "), " + Written + ` AS (SELECT "p".*, ` + diffOf(cols, redacted, updatedOld, updatedNew) +
-		` AS "__audit_changes", ` + sameRecordGuard(m, updatedOld, updatedNew) +
-		` AS "__audit_guard" FROM "__audit_p" AS "p"), `
+	c.cols, c.redacted, c.guard = cols, redacted, sameRecordGuard(m, updatedOld, updatedNew)
+	c.updateRows = c.updateRowsOf(diffOf(cols, redacted, updatedOld, updatedNew))
 	return c, true
+}
+
+// updateRowsOf is the middle of an update statement whose diff is diff.
+func (c *Capture) updateRowsOf(diff string) string {
+	return "), " + Written + ` AS (SELECT "p".*, ` + diff + ` AS "__audit_changes", ` + c.guard +
+		` AS "__audit_guard" FROM "__audit_p" AS "p"), `
+}
+
+// assignedDiff is the diff of an update whose SET assigns the columns
+// assigned: the other columns cannot have changed unless the database
+// changed them itself (a trigger, a generated column), so the diff renders
+// the assigned columns, and falls back to every column when one of the
+// others did change. Both give exactly the diff of every column.
+func (c *Capture) assignedDiff(assigned []string) string {
+	set := make(map[string]bool, len(assigned))
+	for _, a := range assigned {
+		set[a] = true
+	}
+	var mine, others []column
+	for _, col := range c.cols {
+		if set[col.Name] {
+			mine = append(mine, col)
+		} else {
+			others = append(others, col)
+		}
+	}
+	full := diffOf(c.cols, c.redacted, updatedOld, updatedNew)
+	if len(others) == 0 {
+		return full
+	}
+	changed := "NULL"
+	if len(mine) > 0 {
+		changed = diffConcat(mine, c.redacted, updatedOld, updatedNew)
+	}
+	return "CASE WHEN " + rowOf(others, updatedOld) + " IS NOT DISTINCT FROM " + rowOf(others, updatedNew) +
+		" THEN " + changed + " ELSE " + full + " END"
 }
 
 // keyText renders key k of a row of Written as the text an audit row holds.

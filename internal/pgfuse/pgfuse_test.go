@@ -49,7 +49,7 @@ func TestStatementsAreTheSQLRenderedBeforeTheMove(t *testing.T) {
 	}
 	var create, update strings.Builder
 	c.WriteSnapshotStatement(&create, func() { create.WriteString("OWN") }, insert(&create), "*")
-	c.WriteUpdateStatement(&update, func() { update.WriteString("OWN") }, insert(&update))
+	c.WriteUpdateStatement(&update, func() { update.WriteString("OWN") }, insert(&update), nil)
 
 	keys := s.PK + " | " + s.Account + " | " + s.Assoc
 	want := map[string]string{
@@ -116,4 +116,26 @@ func TestPlainTypesMatchWholeTypeNames(t *testing.T) {
 	} {
 		require.Equal(t, want, plainType(sqlType), sqlType)
 	}
+}
+
+// TestAssignedDiffFallsBackToEveryColumn checks the shape of an update's
+// diff given the columns its SET assigns: the assigned columns' diff while
+// the others compare equal (json as jsonb), every column's otherwise, and
+// every column's alone when all are assigned.
+func TestAssignedDiffFallsBackToEveryColumn(t *testing.T) {
+	c, ok := Build(Model{Columns: []Column{
+		{Name: "a", SQLType: "text", Plain: true},
+		{Name: "b", SQLType: "json", JSON: true, Plain: true},
+		{Name: "c", SQLType: "bigint", Plain: true},
+	}, PK: Key{Name: "id", Integer: true}}, rules)
+	require.True(t, ok)
+	full := diffOf(c.cols, c.redacted, updatedOld, updatedNew)
+	require.Equal(t, full, c.assignedDiff([]string{"c", "b", "a", "updated_at"}))
+	got := c.assignedDiff([]string{"a", "updated_at"})
+	require.Equal(t, `CASE WHEN ROW(("p"."__audit_o")."b"::jsonb, ("p"."__audit_o")."c") IS NOT DISTINCT FROM ROW("p"."b"::jsonb, "p"."c") `+
+		`THEN NULLIF(CASE WHEN ("p"."__audit_o")."a" IS DISTINCT FROM "p"."a" THEN jsonb_build_object('a', `+
+		`jsonb_build_array(to_jsonb(("p"."__audit_o")."a"), to_jsonb("p"."a"))) ELSE '{}'::jsonb END, '{}'::jsonb) `+
+		`ELSE `+full+` END`, got)
+	require.Equal(t, `CASE WHEN ROW(("p"."__audit_o")."a", ("p"."__audit_o")."b"::jsonb, ("p"."__audit_o")."c") IS NOT DISTINCT FROM `+
+		`ROW("p"."a", "p"."b"::jsonb, "p"."c") THEN NULL ELSE `+full+` END`, c.assignedDiff([]string{}))
 }

@@ -149,21 +149,62 @@ func diffOf(cols []column, redacted, old, new string) string {
 	var b strings.Builder
 	b.WriteString("(SELECT jsonb_object_agg(c.k, c.v) FROM (VALUES ")
 	for i, c := range cols {
-		o, n := old+"."+QuoteIdent(c.Name), new+"."+QuoteIdent(c.Name)
-		if c.jsonText {
-			o, n = o+"::jsonb", n+"::jsonb"
-		}
-		pair := "jsonb_build_array(" + at(c.json, old) + ", " + at(c.checked, new) + ")"
-		if c.Redacted {
-			pair = "jsonb_build_array(" + redacted + ", " + redacted + ")"
-		}
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(" + quoteLiteral(c.Name) + ", CASE WHEN " + o + " IS DISTINCT FROM " + n + " THEN " + pair + " END)")
+		b.WriteString("(" + quoteLiteral(c.Name) + ", CASE WHEN " + changedSQL(c, old, new) + " THEN " + pairSQL(c, redacted, old, new) + " END)")
 	}
 	b.WriteString(") AS c(k, v) WHERE c.v IS NOT NULL)")
 	return b.String()
+}
+
+// diffConcat is diffOf for a few columns, without a sub-select: the
+// objects of the changed columns concatenated, NULL when none changed.
+func diffConcat(cols []column, redacted, old, new string) string {
+	var b strings.Builder
+	b.WriteString("NULLIF(")
+	for i, c := range cols {
+		if i > 0 {
+			b.WriteString(" || ")
+		}
+		b.WriteString("CASE WHEN " + changedSQL(c, old, new) + " THEN jsonb_build_object(" + quoteLiteral(c.Name) + ", " +
+			pairSQL(c, redacted, old, new) + ") ELSE '{}'::jsonb END")
+	}
+	b.WriteString(", '{}'::jsonb)")
+	return b.String()
+}
+
+// comparable is column c of row as compared: json as jsonb, which has
+// equality.
+func comparable(c column, row string) string {
+	v := row + "." + QuoteIdent(c.Name)
+	if c.jsonText {
+		v += "::jsonb"
+	}
+	return v
+}
+
+// changedSQL is the condition that column c differs between rows old and
+// new.
+func changedSQL(c column, old, new string) string {
+	return comparable(c, old) + " IS DISTINCT FROM " + comparable(c, new)
+}
+
+// pairSQL is the [old, new] pair of column c between rows old and new.
+func pairSQL(c column, redacted, old, new string) string {
+	if c.Redacted {
+		return "jsonb_build_array(" + redacted + ", " + redacted + ")"
+	}
+	return "jsonb_build_array(" + at(c.json, old) + ", " + at(c.checked, new) + ")"
+}
+
+// rowOf is the row value of columns cols of row, as compared.
+func rowOf(cols []column, row string) string {
+	vals := make([]string, len(cols))
+	for i, c := range cols {
+		vals[i] = comparable(c, row)
+	}
+	return "ROW(" + strings.Join(vals, ", ") + ")"
 }
 
 // sameRecordGuard is the SQL that refuses, through gormaudit_refuse_change,

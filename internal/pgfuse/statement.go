@@ -64,13 +64,21 @@ func (c *Capture) WriteSnapshotStatement(w io.StringWriter, own func(), insert f
 // own writes the change's own UPDATE, returning each row as it was, named
 // [OldRowColumn], followed by every column of the updated row; insert
 // writes the WITH queries that insert the audit rows of the rows it is
-// given. The statement returns
-// one row per updated row: reading the guard makes PostgreSQL evaluate it
-// for every row updated, whether or not the row gets an audit row.
-func (c *Capture) WriteUpdateStatement(w io.StringWriter, own func(), insert func(Rows)) {
+// given. The statement returns one row per updated row: reading the guard
+// makes PostgreSQL evaluate it for every row updated, whether or not the
+// row gets an audit row.
+//
+// assigned lists the columns the UPDATE's SET assigns, so that the diff
+// renders those and only compares the others (their diff when they did
+// change); nil renders the diff of every column.
+func (c *Capture) WriteUpdateStatement(w io.StringWriter, own func(), insert func(Rows), assigned []string) {
 	_, _ = w.WriteString(`WITH "__audit_p" AS (`)
 	own()
-	_, _ = w.WriteString(c.updateRows)
+	if assigned == nil {
+		_, _ = w.WriteString(c.updateRows)
+	} else {
+		_, _ = w.WriteString(c.updateRowsOf(c.assignedDiff(assigned)))
+	}
 	insert(c.rows(Written+`."__audit_changes"`, Written+`."__audit_changes" IS NOT NULL`))
 	_, _ = w.WriteString(` SELECT "__audit_guard" FROM ` + Written)
 }
