@@ -124,11 +124,12 @@ func (s *scaleLog) read(b *testing.B, query string) {
 	}
 }
 
-// check requires query to answer at least half a page: a read that finds
-// nothing would measure nothing.
+// check requires query to answer rows: a read that finds nothing would
+// measure nothing. (A day of the smallest default log holds a few rows of
+// the account, not always a page.)
 func (s *scaleLog) check(b *testing.B, query string) {
-	if got := s.e.list(b, s.token, query); len(got.Data) < 10 {
-		b.Fatalf("rows=%d GET ?%s: %d rows, want at least 10 of a page of 20", s.Rows, query, len(got.Data))
+	if got := s.e.list(b, s.token, query); len(got.Data) == 0 {
+		b.Fatalf("rows=%d GET ?%s: no rows", s.Rows, query)
 	}
 }
 

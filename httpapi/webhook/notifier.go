@@ -161,6 +161,14 @@ func (o *NotifierOptions) withDefaults() (NotifierOptions, error) {
 // set, the notifier skips it, and [ResumeSubscriber] makes it deliver
 // again from its cursor, the failing row first.
 //
+// The notifier may read the audit rows from a streaming replica: with
+// gorm's dbresolver plugin registered on db (for the audits table, or for
+// every table), its polls go where dbresolver sends reads, and polling's
+// guarantees hold there (see package httpapi, "Reading from a replica").
+// It reads its subscribers and their cursors in transactions, which
+// dbresolver begins on db's own connection, the primary, so that a lagging
+// replica never hands it an old cursor.
+//
 // Run one Notifier per database. A second one is safe (a subscriber's
 // cursor only moves forward, compare-and-set) but delivers rows twice.
 type Notifier struct {
