@@ -41,10 +41,12 @@
 //     the SQL built once per model by internal/pgfuse; the audits table's
 //     SQL is in internal/auditsql, every dialect decision in
 //     internal/dialect);
-//   - otherwise the write runs inside a savepoint (audit/savepoint.go) with
-//     RETURNING every column, its rows are encoded in Go (audit/encode.go)
-//     and one INSERT writes their audit rows (audit/recorder.go). If that
-//     fails, the write is rolled back to the savepoint.
+//   - otherwise the write runs with RETURNING every column, its rows are
+//     encoded in Go (audit/encode.go) and the audit rows are inserted
+//     (audit/recorder.go). In a caller's transaction the write runs inside
+//     a savepoint (audit/savepoint.go) and is rolled back to it if that
+//     fails; in the transaction GORM begins for the write alone, GORM rolls
+//     it all back.
 //
 // Either way the audit rows are in the write's transaction, versioned per
 // record under the record's row lock, and gated by the audit_accounts table
